@@ -1,0 +1,26 @@
+# The two commands of the README. Each creates the virtual environment when it is missing
+# (or when pyproject.toml changed), so both work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: serve test env clean
+
+$(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[test]"
+	@rm -f $(VENV)/.installed-* && touch $@
+
+env: $(STAMP)
+
+## serve: set up, then run the service (today: the document-logic demo on examples/)
+serve: $(STAMP)
+	$(VENV)/bin/python -m serve_app demo examples/page.json --out out/
+
+## test: set up, then run the whole test suite (fails on zero tests)
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,168 @@
+"""Typed objects that cross stage boundaries.
+
+They are plain slotted dataclasses: picklable (Ray's object store and Serve handles pickle them),
+cheap to build per block, and free of any model or Ray import. Images are RGB ``uint8`` arrays
+(H, W, 3); they are never PNG-encoded between stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+import numpy as np
+
+BBox = tuple[int, int, int, int]
+
+
+@dataclass(slots=True)
+class PageImage:
+    """One rendered page (or one input image) on its way to layout detection.
+
+    ``image`` is RGB uint8 of shape (height, width, 3); ``scale`` is the render scale used for
+    PDF pages (2.0 = 144 DPI) and 1.0 for images.
+    """
+
+    doc_id: str
+    page_index: int
+    page_count: int
+    image: np.ndarray
+    scale: float = 1.0
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+
+@dataclass(slots=True)
+class LayoutBox:
+    """A post-processed layout detection, as in ``layout_det_res.boxes``.
+
+    ``order`` is the 1-based reading-order index among boxes whose label is not in
+    ``SKIP_ORDER_LABELS`` (None for those), exactly as PaddleX reports it.
+    """
+
+    cls_id: int
+    label: str
+    score: float
+    coordinate: BBox
+    order: Optional[int] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cls_id": self.cls_id,
+            "label": self.label,
+            "score": self.score,
+            "coordinate": list(self.coordinate),
+            "order": self.order,
+        }
+
+
+@dataclass(slots=True)
+class Block:
+    """A planned layout block: what (if anything) is sent to the recognition model.
+
+    ``image`` is the RGB crop to send (the merged image for the first block of a merged group);
+    ``prompt`` is None when the block is not sent (images, charts without chart recognition,
+    later members of a merged group, blocks a guard skipped).
+    """
+
+    index: int
+    label: str
+    bbox: BBox
+    image: Optional[np.ndarray]
+    prompt: Optional[str] = None
+    group_id: Optional[int] = None
+    min_pixels: Optional[int] = None
+    max_pixels: Optional[int] = None
+    figure_token_map: dict[str, str] = field(default_factory=dict)
+    crop: Optional[np.ndarray] = None  # original crop, kept for image-like blocks
+    warning: Optional[str] = None  # set when a guard changed or skipped the block
+
+    @property
+    def needs_model(self) -> bool:
+        return self.prompt is not None and self.image is not None
+
+
+@dataclass(slots=True)
+class BlockResult:
+    """The recognised (and post-processed) content of one block."""
+
+    label: str
+    bbox: BBox
+    content: str = ""
+    group_id: Optional[int] = None
+    image_path: Optional[str] = None  # set for blocks rendered as images in Markdown
+    num_tokens: int = 0
+    finish_reason: Optional[str] = None
+    warning: Optional[str] = None
+    # Set by cross-page restructuring (merge tables, re-level titles).
+    global_block_id: Optional[int] = None
+    global_group_id: Optional[int] = None
+    title_level: Optional[int] = None
+
+
+class PageStatus(str, Enum):
+    OK = "ok"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class PageError:
+    """Why a page failed: which stage, what kind of error, and a message naming the fix."""
+
+    stage: str
+    kind: str
+    message: str
+
+
+@dataclass(slots=True)
+class PageResult:
+    """Everything known about one page after recognition.
+
+    A failed page is data: ``status=FAILED`` with ``error`` set and no blocks, so the rest of the
+    document is still reported.
+    """
+
+    page_index: int
+    width: int
+    height: int
+    status: PageStatus = PageStatus.OK
+    error: Optional[PageError] = None
+    page_count: Optional[int] = None
+    layout_boxes: list[LayoutBox] = field(default_factory=list)
+    blocks: list[BlockResult] = field(default_factory=list)
+    model_settings: dict[str, Any] = field(default_factory=dict)
+    #: RGB crops of image-like regions keyed by their Markdown path (``imgs/...jpg``).
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    #: ``Spotting:`` results ({rec_polys, rec_texts}) when the page was read with that prompt.
+    spotting_res: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is PageStatus.OK
+
+
+@dataclass(slots=True)
+class DocumentResult:
+    """All pages of one input document, in page order, failed pages included."""
+
+    doc_id: str
+    source: str
+    pages: list[PageResult] = field(default_factory=list)
+
+    @property
+    def failed_pages(self) -> list[int]:
+        return [p.page_index for p in self.pages if not p.ok]
+
+    @property
+    def status(self) -> str:
+        failed = len(self.failed_pages)
+        if failed == 0:
+            return "ok"
+        return "failed" if failed == len(self.pages) else "partial"

@@ -1,0 +1,52 @@
+"""The ``prunedResult`` JSON of a page (PaddleX ``_to_json`` minus input_path/page_index)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployments.datamodel import PageResult
+from deployments.labels import SKIP_ORDER_LABELS
+from serve_app.assemble.markdown import handlers
+
+
+def parsing_res_list(page: PageResult) -> list[dict[str, Any]]:
+    """Blocks in output order with id, reading order (None for skipped labels) and group."""
+    settings = page.model_settings
+    skip = set(SKIP_ORDER_LABELS) | set(settings.get("markdown_ignore_labels") or [])
+    funcs = handlers(settings, page.width, pretty=True) if settings.get("format_block_content") else None
+    out, order = [], 1
+    for idx, block in enumerate(page.blocks):
+        entry: dict[str, Any] = {
+            "block_label": block.label,
+            "block_content": block.content,
+            "block_bbox": list(block.bbox),
+            "block_id": idx,
+            "block_order": None if block.label in skip else order,
+            "group_id": block.group_id if block.group_id is not None else idx,
+        }
+        order += 0 if block.label in skip else 1
+        if block.global_block_id is not None:
+            entry["global_block_id"] = block.global_block_id
+        if block.global_group_id is not None:
+            entry["global_group_id"] = block.global_group_id
+        if funcs is not None:
+            func = funcs.get(block.label)
+            entry["block_content"] = func(block) if func else block.content
+        out.append(entry)
+    return out
+
+
+def pruned_result(page: PageResult) -> dict[str, Any]:
+    """``{page_count, width, height, model_settings, parsing_res_list, [spotting_res], layout_det_res}``."""
+    data: dict[str, Any] = {
+        "page_count": page.page_count,
+        "width": page.width,
+        "height": page.height,
+        "model_settings": dict(page.model_settings),
+        "parsing_res_list": parsing_res_list(page),
+    }
+    if page.spotting_res:
+        data["spotting_res"] = page.spotting_res
+    if page.model_settings.get("use_layout_detection", True):
+        data["layout_det_res"] = {"boxes": [box.to_json() for box in page.layout_boxes]}
+    return data
