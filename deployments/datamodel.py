@@ -142,6 +142,8 @@ class PageResult:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     #: ``Spotting:`` results ({rec_polys, rec_texts}) when the page was read with that prompt.
     spotting_res: dict[str, Any] = field(default_factory=dict)
+    #: Per-page layout boxes when several pages were concatenated into this one result.
+    layout_pages: Optional[list[list[LayoutBox]]] = None
 
     @property
     def ok(self) -> bool:

@@ -48,5 +48,8 @@ def pruned_result(page: PageResult) -> dict[str, Any]:
     if page.spotting_res:
         data["spotting_res"] = page.spotting_res
     if page.model_settings.get("use_layout_detection", True):
-        data["layout_det_res"] = {"boxes": [box.to_json() for box in page.layout_boxes]}
+        if page.layout_pages is not None:
+            data["layout_det_res"] = [{"boxes": [b.to_json() for b in boxes]} for boxes in page.layout_pages]
+        else:
+            data["layout_det_res"] = {"boxes": [box.to_json() for box in page.layout_boxes]}
     return data

@@ -1,0 +1,70 @@
+"""Access to the official PaddleX 3.7 implementation for differential tests (tests only).
+
+PaddleX gates its result classes on the distribution name ``opencv-contrib-python``; we install
+the headless build of the same OpenCV version (4.10.0.84), so the gate is told so here.
+"""
+
+from __future__ import annotations
+
+import paddlex.utils.deps as _deps
+
+_real_version = _deps.get_dep_version
+
+
+def _version(dep):
+    if dep == "opencv-contrib-python":
+        return _real_version("opencv-contrib-python-headless")
+    return _real_version(dep)
+
+
+_deps.get_dep_version = _version
+_deps.is_dep_available.cache_clear()
+
+from paddlex.inference.models.layout_analysis.processors import (  # noqa: E402
+    SKIP_ORDER_LABELS,
+    LayoutAnalysisProcess,
+    update_order_index,
+)
+from paddlex.inference.pipelines.components import CropByBoxes  # noqa: E402
+from paddlex.inference.pipelines.layout_parsing.utils import gather_imgs  # noqa: E402
+from paddlex.inference.pipelines.paddleocr_vl import uilts  # noqa: E402
+from paddlex.inference.pipelines.paddleocr_vl.pipeline import _PaddleOCRVLPipeline  # noqa: E402
+from paddlex.inference.pipelines.paddleocr_vl.result import PaddleOCRVLBlock, PaddleOCRVLResult  # noqa: E402
+
+__all__ = [
+    "LayoutAnalysisProcess", "update_order_index", "SKIP_ORDER_LABELS", "uilts", "gather_imgs",
+    "PaddleOCRVLBlock", "PaddleOCRVLResult", "official_pipeline", "official_layout",
+]
+
+
+class RecordingVL:
+    """Stands in for the VLM inside the official pipeline: answers with ``answer(query, rgb)``
+    and records every request (the thing under test is the pipeline logic, not the model)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.calls: list[dict] = []
+
+    def predict(self, inputs, skip_special_tokens=True, **kwargs):
+        for item in inputs:
+            rgb = item["image"][..., ::-1]
+            self.calls.append({"query": item["query"], "image": rgb, "min_pixels": kwargs["min_pixels"],
+                               "max_pixels": kwargs["max_pixels"]})
+            yield {"result": self.answer(item["query"], rgb)}
+
+
+def official_pipeline(answer) -> _PaddleOCRVLPipeline:
+    """A bare ``_PaddleOCRVLPipeline`` with its cropping component and a recording VLM."""
+    pipe = object.__new__(_PaddleOCRVLPipeline)
+    pipe.crop_by_boxes = CropByBoxes()
+    pipe.layout_prep_cpu_workers = 1
+    pipe.vl_rec_model = RecordingVL(answer)
+    return pipe
+
+
+def official_layout(labels) -> LayoutAnalysisProcess:
+    return LayoutAnalysisProcess(labels=list(labels), scale_size=[800, 800])
+
+
+def official_result(data: dict) -> PaddleOCRVLResult:
+    return PaddleOCRVLResult(data)
