@@ -1,0 +1,64 @@
+"""Command line: ``python -m serve_app demo|restructure ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _restructure(args) -> int:
+    from serve_app.assemble import concatenate_markdown, page_from_pruned, page_markdown, pruned_result, restructure_pages
+
+    pages = []
+    for n, path in enumerate(args.results):
+        try:
+            pages.append(page_from_pruned(json.loads(Path(path).read_text()), n))
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: {path} is not a prunedResult JSON file ({exc}); pass the files that "
+                  "/layout-parsing returned as result.layoutParsingResults[i].prunedResult", file=sys.stderr)
+            return 2
+    out = restructure_pages(pages, not args.no_merge_tables, not args.no_relevel_titles, args.concatenate)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    for n, page in enumerate(out):
+        Path(args.out, f"page_{n}.json").write_text(json.dumps(pruned_result(page), indent=2, ensure_ascii=False))
+    markdown = concatenate_markdown([page_markdown(p) for p in out]).lstrip("\n")
+    Path(args.out, "document.md").write_text(markdown)
+    print(f"wrote {len(out)} page(s) and document.md to {args.out}")
+    return 0
+
+
+def _demo(args) -> int:
+    from serve_app.demo import run_demo
+
+    spec = Path(args.spec)
+    if not spec.is_file():
+        print(f"error: {spec} not found; try examples/page.json", file=sys.stderr)
+        return 2
+    print(f"model requests planned for {spec}:")
+    markdown = run_demo(spec, Path(args.out))
+    print(f"\n--- {args.out}/page.md ---\n{markdown}\n--- also: page.json, imgs/, layout_*.jpg ---")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serve_app", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="assemble a recorded page (layout detections + model answers)")
+    demo.add_argument("spec", nargs="?", default="examples/page.json")
+    demo.add_argument("--out", default="out")
+    demo.set_defaults(func=_demo)
+    res = sub.add_parser("restructure", help="merge tables / re-level titles across prunedResult pages")
+    res.add_argument("results", nargs="+", help="prunedResult JSON files, one per page, in page order")
+    res.add_argument("--out", default="out")
+    res.add_argument("--no-merge-tables", action="store_true")
+    res.add_argument("--no-relevel-titles", action="store_true")
+    res.add_argument("--concatenate", action="store_true", help="one result for the whole document")
+    res.set_defaults(func=_restructure)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
