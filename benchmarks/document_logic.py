@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "differential")]
 
 from generators import random_layout, synthetic_page  # noqa: E402
-from test_page_pipeline_diff import _official, _ours, _prune  # noqa: E402
+from official import prune  # noqa: E402
+from test_page_pipeline_diff import _official, _ours  # noqa: E402
 
 from serve_app.assemble import page_markdown, pruned_result  # noqa: E402
 
@@ -55,7 +56,7 @@ def main() -> None:
 
     def official(page, boxes, settings, pixels):
         _, result = _official(page, boxes, settings, dict(pixels))
-        _prune(result.json["res"]), result._to_markdown()
+        prune(result.json["res"]), result._to_markdown()
 
     failed = []
     for case in cases:  # random model answers include malformed OTSL, which PaddleX cannot take

@@ -41,7 +41,8 @@ def _iou_plus_one(a: np.ndarray, b: np.ndarray) -> float:
     inter = iw * ih
     area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)
     area_b = (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-    return inter / float(area_a + area_b - inter)
+    with np.errstate(invalid="ignore", divide="ignore"):  # inverted boxes give NaN: never suppress
+        return inter / float(area_a + area_b - inter)
 
 
 def nms(boxes: np.ndarray, iou_same=IOU_SAME_CLASS, iou_diff=IOU_OTHER_CLASS) -> list[int]:

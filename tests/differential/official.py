@@ -68,3 +68,12 @@ def official_layout(labels) -> LayoutAnalysisProcess:
 
 def official_result(data: dict) -> PaddleOCRVLResult:
     return PaddleOCRVLResult(data)
+
+
+def prune(obj):
+    """The serving app's ``prune_result``: drop input_path/page_index at every level."""
+    if isinstance(obj, dict):
+        return {k: prune(v) for k, v in obj.items() if k not in ("input_path", "page_index")}
+    if isinstance(obj, list):
+        return [prune(v) for v in obj]
+    return obj

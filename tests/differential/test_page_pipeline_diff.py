@@ -13,7 +13,7 @@ import random
 
 import numpy as np
 import pytest
-from official import gather_imgs, official_pipeline, official_result
+from official import gather_imgs, official_pipeline, official_result, prune
 
 from deployments.labels import V1_MARKDOWN_IGNORE_LABELS
 from deployments.recognizer.options import PlanOptions
@@ -26,12 +26,6 @@ pytestmark = pytest.mark.differential
 NO_GUARDS = {"min_side": 1, "max_aspect": 1e9}
 
 
-def _prune(obj):
-    if isinstance(obj, dict):
-        return {k: _prune(v) for k, v in obj.items() if k not in ("input_path", "page_index")}
-    if isinstance(obj, list):
-        return [_prune(v) for v in obj]
-    return obj
 
 
 def _key(query, rgb, lo, hi):
@@ -102,7 +96,7 @@ def test_page_matches_official(seed):
         assert any(b.label == "table" and b.warning and "OTSL" in b.warning for b in ours.blocks)
         return
     assert sorted(our_calls) == sorted(off_calls)
-    assert pruned_result(ours) == _prune(official.json["res"])
+    assert pruned_result(ours) == prune(official.json["res"])
     for pretty in (True, False):
         for numbers in (False, True):
             md = official._to_markdown(pretty=pretty, show_formula_number=numbers)

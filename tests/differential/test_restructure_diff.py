@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from official import PaddleOCRVLBlock, _PaddleOCRVLPipeline, official_result
+from official import PaddleOCRVLBlock, _PaddleOCRVLPipeline, official_result, prune
 
 from deployments.datamodel import BlockResult, PageResult
 from deployments.labels import V1_MARKDOWN_IGNORE_LABELS
@@ -57,12 +57,6 @@ def _official_page(page: PageResult):
                             "parsing_res_list": blocks, "imgs_in_doc": [], "model_settings": dict(SETTINGS)})
 
 
-def _prune(obj):
-    if isinstance(obj, dict):
-        return {k: _prune(v) for k, v in obj.items() if k not in ("input_path", "page_index")}
-    if isinstance(obj, list):
-        return [_prune(v) for v in obj]
-    return obj
 
 
 @pytest.mark.parametrize("seed", range(120))
@@ -78,7 +72,7 @@ def test_restructure_matches_official(seed):
     assert len(ours) == len(official)
     for mine, theirs in zip(ours, official):
         mine.layout_pages = [[] for _ in pages] if concat else None
-        expected = _prune(theirs.json["res"])
+        expected = prune(theirs.json["res"])
         got = pruned_result(mine)
         if concat:
             got["layout_det_res"] = expected["layout_det_res"]  # per-page boxes: empty on both sides
