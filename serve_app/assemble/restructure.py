@@ -3,12 +3,8 @@ are merged into one, paragraph titles are re-levelled over the whole document.""
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-from dataclasses import replace
-from typing import Optional
 
-from deployments.datamodel import BlockResult, PageResult
+from deployments.datamodel import BlockResult
 
 _AFTER_TABLE = ("footer", "vision_footnote", "number", "footnote", "footer_image", "seal")
 _BEFORE_TABLE = ("header", "header_image", "number", "seal")
