@@ -21,7 +21,8 @@ class PageImage:
     """One rendered page (or one input image) on its way to layout detection.
 
     ``image`` is RGB uint8 of shape (height, width, 3); ``scale`` is the render scale used for
-    PDF pages (2.0 = 144 DPI) and 1.0 for images.
+    PDF pages (2.0 = 144 DPI) and 1.0 for images. A page that could not be rendered has
+    ``error`` set and an empty image; the rest of its document goes on.
     """
 
     doc_id: str
@@ -29,6 +30,7 @@ class PageImage:
     page_count: int
     image: np.ndarray
     scale: float = 1.0
+    error: Optional["PageError"] = None
 
     @property
     def width(self) -> int:

@@ -1,35 +1,17 @@
-"""Access to the official PaddleX 3.7 implementation for differential tests (tests only).
-
-PaddleX gates its result classes on the distribution name ``opencv-contrib-python``; we install
-the headless build of the same OpenCV version (4.10.0.84), so the gate is told so here.
-"""
+"""Access to the official PaddleX 3.7 implementation for differential tests (tests only)."""
 
 from __future__ import annotations
 
-import paddlex.utils.deps as _deps
-
-_real_version = _deps.get_dep_version
-
-
-def _version(dep):
-    if dep == "opencv-contrib-python":
-        return _real_version("opencv-contrib-python-headless")
-    return _real_version(dep)
-
-
-_deps.get_dep_version = _version
-_deps.is_dep_available.cache_clear()
-
-from paddlex.inference.models.layout_analysis.processors import (  # noqa: E402
+from paddlex.inference.models.layout_analysis.processors import (
     SKIP_ORDER_LABELS,
     LayoutAnalysisProcess,
     update_order_index,
 )
-from paddlex.inference.pipelines.components import CropByBoxes  # noqa: E402
-from paddlex.inference.pipelines.layout_parsing.utils import gather_imgs  # noqa: E402
-from paddlex.inference.pipelines.paddleocr_vl import uilts  # noqa: E402
-from paddlex.inference.pipelines.paddleocr_vl.pipeline import _PaddleOCRVLPipeline  # noqa: E402
-from paddlex.inference.pipelines.paddleocr_vl.result import PaddleOCRVLBlock, PaddleOCRVLResult  # noqa: E402
+from paddlex.inference.pipelines.components import CropByBoxes
+from paddlex.inference.pipelines.layout_parsing.utils import gather_imgs
+from paddlex.inference.pipelines.paddleocr_vl import uilts
+from paddlex.inference.pipelines.paddleocr_vl.pipeline import _PaddleOCRVLPipeline
+from paddlex.inference.pipelines.paddleocr_vl.result import PaddleOCRVLBlock, PaddleOCRVLResult
 
 __all__ = [
     "LayoutAnalysisProcess", "update_order_index", "SKIP_ORDER_LABELS", "uilts", "gather_imgs",

@@ -1,0 +1,227 @@
+"""Rendering stage (CPU): PDF or image bytes → RGB pages, one at a time.
+
+PDFs are rendered with pymupdf at the official scale (2.0 = 144 DPI) unless a page would exceed
+the pixel budget, in which case that page alone is rendered smaller. Images go through Pillow
+with a decompression-bomb limit, EXIF orientation, and conversion of CMYK/grey/palette/alpha to
+RGB. Inputs that cannot be read at all raise :class:`InputError`; a page that fails to render is
+yielded with its error and the document continues.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Iterator, Literal, Optional, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.datamodel import PageError, PageImage
+
+FileKind = Literal["pdf", "image"]
+_MUPDF_LOCK = threading.Lock()  # MuPDF is not thread-safe; replicas scale out as processes
+
+
+class InputError(ValueError):
+    """A document that cannot be read: ``kind`` is machine-readable, the message names the fix."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class RendererConfig(BaseModel):
+    """Rendering settings. Example (YAML): ``{scale: 2.0, max_page_pixels: 40000000}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scale: float = Field(2.0, gt=0, le=10, description="PDF render scale; 2.0 = 144 DPI, as PaddleX.")
+    max_page_pixels: int = Field(40_000_000, gt=0, description="Pages larger than this at `scale` render smaller.")
+    min_scale: float = Field(0.25, gt=0, description="Smallest scale a huge page may be lowered to before it fails.")
+    max_image_pixels: int = Field(100_000_000, gt=0, description="Images larger than this are refused (bomb limit).")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per renderer replica.")
+
+
+@dataclass(slots=True)
+class DocumentInfo:
+    """What a document is, before rendering: kind, page count, rendered page sizes (w, h)."""
+
+    kind: FileKind
+    page_count: int
+    page_sizes: list[tuple[int, int]]
+
+
+def sniff_kind(data: bytes) -> FileKind:
+    """'pdf' when the bytes start like a PDF (within the first 1 KiB, as readers allow), else 'image'."""
+    return "pdf" if b"%PDF-" in data[:1024] else "image"
+
+
+def parse_page_ranges(spec: Optional[str], page_count: int) -> list[int]:
+    """'1-3,5' (1-based, inclusive) → [0, 1, 2, 4]; None or '' → every page."""
+    if not spec:
+        return list(range(page_count))
+    pages: list[int] = []
+    for part in spec.replace(" ", "").split(","):
+        lo, _, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi) if hi else int(lo)
+        except ValueError:
+            raise InputError("bad_page_range", f"page range {spec!r} is not like '1-3,5' (1-based, inclusive)") from None
+        if not 1 <= first <= last <= page_count:
+            raise InputError("bad_page_range", f"page range {part!r} is outside 1-{page_count} (the document has {page_count} pages)")
+        pages.extend(i - 1 for i in range(first, last + 1) if i - 1 not in pages)
+    return pages
+
+
+class Renderer:
+    """Turns document bytes into :class:`PageImage` objects (RGB, never PNG-encoded)."""
+
+    def __init__(self, config: Optional[RendererConfig] = None):
+        self.config = config or RendererConfig()
+
+    @staticmethod
+    def get_deployment_options(config: RendererConfig) -> dict:
+        return {"ray_actor_options": {"num_cpus": config.num_cpus}}
+
+    def inspect(self, data: bytes, kind: Optional[FileKind] = None) -> DocumentInfo:
+        """Validate the document and report its page count and rendered page sizes."""
+        kind = self._check_kind(data, kind)
+        if kind == "image":
+            width, height = self._open_image(data).size
+            return DocumentInfo("image", 1, [(width, height)])
+        with _MUPDF_LOCK:
+            doc = self._open_pdf(data)
+            try:
+                sizes = [self._pixel_size(page.rect, self._page_scale(page.rect)[0]) for page in doc]
+            finally:
+                doc.close()
+        return DocumentInfo("pdf", len(sizes), sizes)
+
+    def render(self, data: bytes, doc_id: str = "", kind: Optional[FileKind] = None,
+               pages: Optional[Sequence[int]] = None) -> Iterator[PageImage]:
+        """Yield the document's pages (0-based ``pages``, default all) in order, one at a time."""
+        kind = self._check_kind(data, kind)
+        if kind == "image":
+            yield PageImage(doc_id, 0, 1, self._image_array(self._open_image(data)), 1.0)
+            return
+        yield from self._render_pdf(data, doc_id, pages)
+
+    # -- PDF ---------------------------------------------------------------------------------
+    def _render_pdf(self, data, doc_id, pages) -> Iterator[PageImage]:
+        with _MUPDF_LOCK:
+            doc = self._open_pdf(data)
+            count = doc.page_count
+        try:
+            for index in pages if pages is not None else range(count):
+                with _MUPDF_LOCK:
+                    page = self._render_page(doc, index, count, doc_id)
+                yield page
+        finally:
+            with _MUPDF_LOCK:
+                doc.close()
+
+    def _render_page(self, doc, index: int, count: int, doc_id: str) -> PageImage:
+        import pymupdf
+
+        try:
+            page = doc.load_page(index)
+            scale, error = self._page_scale(page.rect)
+            if error:
+                return _failed(doc_id, index, count, "render", "page_too_large", error)
+            pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csRGB, alpha=False)
+            rows = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.stride)
+            image = rows[:, : pix.width * 3].reshape(pix.height, pix.width, 3).copy()
+            return PageImage(doc_id, index, count, image, scale)
+        except Exception as exc:  # noqa: BLE001 - one bad page must not fail the document
+            return _failed(doc_id, index, count, "render", "page_render_failed",
+                           f"page {index + 1} could not be rendered ({exc}); the other pages are unaffected. "
+                           "Re-saving the PDF (e.g. `qpdf in.pdf out.pdf`) often repairs it")
+
+    def _page_scale(self, rect) -> tuple[float, Optional[str]]:
+        """The configured scale, lowered to fit the pixel budget (or an error if it cannot)."""
+        scale, cfg = self.config.scale, self.config
+        area = max(rect.width, 1e-6) * max(rect.height, 1e-6)
+        if area * scale * scale <= cfg.max_page_pixels:
+            return scale, None
+        fitted = math.floor(math.sqrt(cfg.max_page_pixels / area) * 1000) / 1000
+        if fitted < cfg.min_scale:
+            return fitted, (f"page is {rect.width:.0f}x{rect.height:.0f} pt; even at scale {cfg.min_scale} it needs "
+                            f"{area * cfg.min_scale ** 2:,.0f} pixels > max_page_pixels={cfg.max_page_pixels:,}; "
+                            "raise max_page_pixels or lower min_scale")
+        return fitted, None
+
+    @staticmethod
+    def _pixel_size(rect, scale: float) -> tuple[int, int]:
+        return int(round(rect.width * scale)), int(round(rect.height * scale))
+
+    @staticmethod
+    def _open_pdf(data: bytes):
+        import pymupdf
+
+        try:
+            doc = pymupdf.open(stream=data, filetype="pdf")
+        except Exception as exc:  # noqa: BLE001 - pymupdf raises several types for bad files
+            raise InputError("corrupt_pdf", f"the PDF cannot be parsed ({exc}); repair or re-save it "
+                             "(e.g. `qpdf in.pdf out.pdf`) and send it again") from None
+        if doc.needs_pass:
+            doc.close()
+            raise InputError("encrypted_pdf", "the PDF is password-protected; decrypt it first "
+                             "(e.g. `qpdf --decrypt --password=PASSWORD in.pdf out.pdf`)")
+        if doc.page_count == 0:
+            doc.close()
+            raise InputError("empty_pdf", "the PDF has no pages; check that the right file was sent")
+        return doc
+
+    # -- images ------------------------------------------------------------------------------
+    def _open_image(self, data: bytes):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            raise InputError("image_too_large", "the image has too many pixels for Pillow's safety limit; "
+                             "downscale it before sending") from None
+        except (UnidentifiedImageError, OSError):
+            raise InputError("unsupported_type", f"the file is neither a PDF nor an image Pillow can read "
+                             f"(it starts with {data[:8]!r}); send a PDF, PNG, JPEG, TIFF, BMP or WebP") from None
+        width, height = image.size
+        if width * height > self.config.max_image_pixels:
+            raise InputError("image_too_large", f"the image is {width}x{height} = {width * height:,} pixels > "
+                             f"max_image_pixels={self.config.max_image_pixels:,}; downscale it or raise the limit")
+        return image
+
+    @staticmethod
+    def _image_array(image) -> np.ndarray:
+        """Decode with EXIF orientation applied; CMYK/grey/palette → RGB, alpha flattened on white."""
+        from PIL import Image, ImageOps
+
+        try:
+            image = ImageOps.exif_transpose(image)
+            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+                rgba = image.convert("RGBA")
+                canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+                canvas.paste(rgba, mask=rgba.getchannel("A"))
+                image = canvas
+            return np.asarray(image.convert("RGB")).copy()
+        except OSError as exc:
+            raise InputError("corrupt_image", f"the image cannot be decoded ({exc}); re-export it and send it again") from None
+
+    def _check_kind(self, data: bytes, kind: Optional[FileKind]) -> FileKind:
+        if not data:
+            raise InputError("empty_input", "the file is empty (0 bytes); send the document's bytes")
+        sniffed = sniff_kind(data)
+        if kind == "pdf" and sniffed != "pdf":
+            raise InputError("not_a_pdf", f"fileType says PDF but the bytes do not start like one "
+                             f"({data[:8]!r}); send fileType=1 for images or the real PDF")
+        if kind == "image" and sniffed == "pdf":
+            raise InputError("not_an_image", "fileType says image but the bytes are a PDF; send fileType=0")
+        return kind or sniffed
+
+
+def _failed(doc_id: str, index: int, count: int, stage: str, kind: str, message: str) -> PageImage:
+    return PageImage(doc_id, index, count, np.zeros((0, 0, 3), np.uint8), 0.0, PageError(stage, kind, message))

@@ -1,0 +1,118 @@
+"""A small corpus of hard inputs, generated on the fly (no files checked in).
+
+Every generator returns bytes. PDFs are drawn with pymupdf; the layout of ``paper_pdf`` is known
+(title, two text columns, a table) so detectors can be checked against where things were drawn.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pymupdf
+from PIL import Image
+
+LOREM = ("Layout analysis finds the regions of a page and the order in which people read them. "
+         "Each region is then read by a model with a prompt for its kind. ")
+
+#: Where paper_pdf draws things, in PDF points (A4 = 595 x 842).
+PAPER_TITLE = (60, 50, 535, 90)
+PAPER_LEFT = (60, 120, 290, 480)
+PAPER_RIGHT = (305, 120, 535, 480)
+PAPER_TABLE = (60, 520, 535, 720)
+
+
+def _save(doc: pymupdf.Document, **kwargs) -> bytes:
+    data = doc.tobytes(**kwargs)
+    doc.close()
+    return data
+
+
+def text_pdf(pages: int = 3, text: str = "Page {n}: " + LOREM) -> bytes:
+    """Plain text pages (A4), each starting with its page number."""
+    doc = pymupdf.open()
+    for n in range(1, pages + 1):
+        page = doc.new_page()
+        page.insert_textbox(pymupdf.Rect(60, 60, 535, 780), text.format(n=n) * 4, fontsize=11)
+    return _save(doc)
+
+
+def paper_pdf() -> bytes:
+    """A title, two text columns and a ruled table, at known positions."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_textbox(pymupdf.Rect(*PAPER_TITLE), "A Study of Document Parsing", fontsize=24, fontname="hebo")
+    for rect in (PAPER_LEFT, PAPER_RIGHT):
+        page.insert_textbox(pymupdf.Rect(*rect), LOREM * 5, fontsize=10)
+    x1, y1, x2, y2 = PAPER_TABLE
+    for i in range(6):
+        y = y1 + i * (y2 - y1) / 5
+        page.draw_line((x1, y), (x2, y))
+    for j in range(5):
+        x = x1 + j * (x2 - x1) / 4
+        page.draw_line((x, y1), (x, y2))
+    for i in range(5):
+        for j in range(4):
+            page.insert_text((x1 + 8 + j * (x2 - x1) / 4, y1 + 25 + i * (y2 - y1) / 5), f"cell {i}.{j}", fontsize=10)
+    return _save(doc)
+
+
+def encrypted_pdf() -> bytes:
+    doc = pymupdf.open(stream=text_pdf(1), filetype="pdf")
+    return _save(doc, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="secret", owner_pw="owner")
+
+
+def corrupt_pdf() -> bytes:
+    """A PDF header followed by garbage."""
+    return b"%PDF-1.7\n" + bytes(range(256)) * 8
+
+
+def zero_page_pdf() -> bytes:
+    """A syntactically valid PDF whose page tree is empty."""
+    body = [b"%PDF-1.4\n", b"1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n",
+            b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"]
+    offsets, pos = [], 0
+    for part in body:
+        offsets.append(pos)
+        pos += len(part)
+    xref = b"xref\n0 3\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets[1:])
+    return b"".join(body) + xref + b"trailer << /Size 3 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % pos
+
+
+def huge_page_pdf(width_pt: float = 14000, height_pt: float = 14000) -> bytes:
+    doc = pymupdf.open()
+    page = doc.new_page(width=width_pt, height=height_pt)
+    page.insert_text((100, 100), "a very large page", fontsize=200)
+    return _save(doc)
+
+
+def scanned_pdf() -> bytes:
+    """An image-only page (a 'scan' of a text page)."""
+    pix = pymupdf.open(stream=text_pdf(1), filetype="pdf")[0].get_pixmap(dpi=100)
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_image(page.rect, stream=pix.tobytes("png"))
+    return _save(doc)
+
+
+def rotated_pdf() -> bytes:
+    doc = pymupdf.open(stream=text_pdf(1), filetype="pdf")
+    doc[0].set_rotation(90)
+    return _save(doc)
+
+
+def image_bytes(mode: str = "RGB", size=(300, 200), fmt: str = "PNG", exif_orientation: int | None = None) -> bytes:
+    """An image with a dark square at the top-left corner (to check orientation).
+
+    RGBA images have a transparent body, which must come out white.
+    """
+    img = Image.new("RGBA", size, (255, 255, 255, 0 if mode == "RGBA" else 255))
+    img.paste((0, 0, 0, 255), (0, 0, min(size[0], 20), min(size[1], 20)))
+    img = img if mode == "RGBA" else img.convert("RGB").convert(mode)
+    buf = io.BytesIO()
+    kwargs = {}
+    if exif_orientation:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        kwargs["exif"] = exif
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()

@@ -1,0 +1,101 @@
+"""The renderer on generated PDFs and images, including every bad input with its message."""
+
+import numpy as np
+import pytest
+
+from deployments.renderer import InputError, Renderer, RendererConfig, parse_page_ranges
+from documents import (corrupt_pdf, encrypted_pdf, huge_page_pdf, image_bytes, paper_pdf, rotated_pdf,
+                       scanned_pdf, text_pdf, zero_page_pdf)
+
+
+def pages(data, **kw):
+    return list(Renderer(RendererConfig(**kw.pop("cfg", {}))).render(data, "doc", **kw))
+
+
+def test_pdf_renders_at_144_dpi_as_rgb_arrays():
+    out = pages(text_pdf(3))
+    assert [p.page_index for p in out] == [0, 1, 2] and all(p.page_count == 3 for p in out)
+    assert out[0].image.shape == (1684, 1190, 3) and out[0].image.dtype == np.uint8 and out[0].scale == 2.0
+    assert (out[0].image < 128).any()  # text was drawn
+
+
+def test_render_is_streamed_page_by_page():
+    gen = Renderer().render(text_pdf(50), "doc")
+    first = next(gen)
+    assert first.page_index == 0
+    gen.close()  # the document is closed without rendering the rest
+
+
+def test_page_selection_and_ranges():
+    assert [p.page_index for p in pages(text_pdf(5), pages=[4, 1])] == [4, 1]
+    assert parse_page_ranges("1-2, 4", 5) == [0, 1, 3]
+    assert parse_page_ranges(None, 2) == [0, 1]
+    with pytest.raises(InputError, match="outside 1-5"):
+        parse_page_ranges("4-9", 5)
+    with pytest.raises(InputError, match="not like '1-3,5'"):
+        parse_page_ranges("two", 5)
+
+
+def test_inspect_reports_page_sizes_for_data_info():
+    info = Renderer().inspect(text_pdf(2))
+    assert (info.kind, info.page_count, info.page_sizes) == ("pdf", 2, [(1190, 1684), (1190, 1684)])
+    assert Renderer().inspect(image_bytes()).page_sizes == [(300, 200)]
+
+
+def test_pixel_budget_lowers_the_scale_of_huge_pages_only():
+    out = pages(huge_page_pdf(), cfg={"max_page_pixels": 4_000_000, "min_scale": 0.1})
+    assert out[0].error is None and out[0].image.shape[0] * out[0].image.shape[1] <= 4_000_000
+    assert out[0].scale == pytest.approx(0.142, abs=0.001)
+
+
+def test_page_too_large_even_at_min_scale_fails_that_page_only():
+    out = pages(huge_page_pdf(), cfg={"max_page_pixels": 1_000_000, "min_scale": 0.5})
+    assert out[0].error.kind == "page_too_large" and "raise max_page_pixels" in out[0].error.message
+    assert out[0].image.size == 0
+
+
+@pytest.mark.parametrize("data, kind, message", [
+    (b"", "empty_input", "the file is empty"),
+    (encrypted_pdf(), "encrypted_pdf", "password-protected; decrypt it first"),
+    (corrupt_pdf(), "corrupt_pdf", "cannot be parsed"),
+    (zero_page_pdf(), "empty_pdf", "has no pages"),
+    (b"hello, world" * 10, "unsupported_type", "neither a PDF nor an image"),
+])
+def test_bad_documents_raise_clear_errors(data, kind, message):
+    with pytest.raises(InputError, match=message) as err:
+        pages(data)
+    assert err.value.kind == kind
+
+
+def test_declared_type_must_match_the_bytes():
+    with pytest.raises(InputError, match="fileType says PDF") as err:
+        pages(image_bytes(), kind="pdf")
+    assert err.value.kind == "not_a_pdf"
+    with pytest.raises(InputError, match="send fileType=0"):
+        pages(text_pdf(1), kind="image")
+
+
+def test_scanned_rotated_and_paper_pdfs_render():
+    assert pages(scanned_pdf())[0].image.shape == (1684, 1190, 3)
+    assert pages(rotated_pdf())[0].image.shape == (1190, 1684, 3)  # /Rotate 90 applied
+    assert pages(paper_pdf())[0].error is None
+
+
+@pytest.mark.parametrize("mode, fmt", [("RGB", "PNG"), ("RGBA", "PNG"), ("L", "PNG"), ("CMYK", "JPEG"), ("P", "GIF"), ("1", "BMP")])
+def test_images_become_rgb(mode, fmt):
+    (page,) = pages(image_bytes(mode, fmt=fmt))
+    assert page.image.shape == (200, 300, 3) and page.scale == 1.0
+    assert page.image[5, 5].max() < 60 and page.image[100, 150].min() > 200  # dark corner, white (not black) body
+
+
+def test_exif_orientation_is_applied():
+    (page,) = pages(image_bytes(fmt="JPEG", exif_orientation=6))  # rotate 90 degrees clockwise
+    assert page.image.shape == (300, 200, 3)
+    assert page.image[5, 195].max() < 80  # the dark corner moved to the top right
+
+
+def test_one_pixel_image_and_image_bomb_limit():
+    assert pages(image_bytes(size=(1, 1)))[0].image.shape == (1, 1, 3)
+    with pytest.raises(InputError, match="max_image_pixels=1,000") as err:
+        pages(image_bytes(size=(100, 100)), cfg={"max_image_pixels": 1000})
+    assert err.value.kind == "image_too_large"
