@@ -132,7 +132,7 @@ class Renderer:
             if error:
                 return _failed(doc_id, index, count, "render", "page_too_large", error)
             pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csRGB, alpha=False)
-            rows = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.stride)
+            rows = np.frombuffer(pix.samples_mv, dtype=np.uint8).reshape(pix.height, pix.stride)
             image = rows[:, : pix.width * 3].reshape(pix.height, pix.width, 3).copy()
             return PageImage(doc_id, index, count, image, scale)
         except Exception as exc:  # noqa: BLE001 - one bad page must not fail the document
