@@ -5,7 +5,8 @@ import sys
 
 MODULES = [
     "deployments.datamodel", "deployments.labels", "deployments.layout.postprocess", "deployments.recognizer.planning",
-    "deployments.recognizer.results", "serve_app.assemble", "serve_app.demo", "serve_app.__main__",
+    "deployments.recognizer.results", "deployments.renderer", "deployments.layout.detector", "serve_app.assemble",
+    "serve_app.demo", "serve_app.__main__",
 ]
 
 
