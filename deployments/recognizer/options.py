@@ -43,6 +43,8 @@ class PlanOptions(BaseModel):
     max_aspect: float = Field(200.0, gt=1, description="Largest long/short side ratio sent to the model.")
     extreme_aspect: Literal["pad", "skip"] = Field(
         "pad", description="Beyond max_aspect: pad the short side with white, or skip the block.")
+    image_fallback: tuple[str, ...] = Field(
+        (), description="Labels the engine cannot read (e.g. tables with the lite engine): kept as images.")
 
     @model_validator(mode="after")
     def _check_pixels(self):
@@ -67,12 +69,17 @@ class PlanOptions(BaseModel):
             labels.append("chart")
         if not self.use_seal_recognition:
             labels.append("seal")
-        return labels
+        return labels + [label for label in self.fallback_labels() if label not in labels]
+
+    def fallback_labels(self) -> list[str]:
+        """Layout labels of the ``image_fallback`` kinds (formula covers every formula label)."""
+        kinds = {"formula": ["display_formula", "inline_formula", "formula"]}
+        return [label for kind in self.image_fallback for label in kinds.get(kind, [kind])]
 
     def image_block_labels(self) -> list[str]:
         """Labels whose crops are kept as Markdown images (PaddleX ``vis_image_labels``)."""
-        labels = list(IMAGE_LABELS) + ["seal"]
-        return labels + ([] if self.use_chart_recognition else ["chart"])
+        labels = list(IMAGE_LABELS) + ["seal"] + ([] if self.use_chart_recognition else ["chart"])
+        return labels + [label for label in self.fallback_labels() if label not in labels]
 
 
 def check_prompt_label(prompt_label: Optional[str]) -> str:

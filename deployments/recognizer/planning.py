@@ -101,10 +101,14 @@ def guard_image(img: np.ndarray, options: PlanOptions) -> tuple[Optional[np.ndar
 
 def _crop_blocks(page: np.ndarray, boxes: list[LayoutBox]) -> list[Block]:
     blocks = []
+    h, w = page.shape[:2]
     for n, box in enumerate(boxes):
         x1, y1, x2, y2 = (int(v) for v in box.coordinate)
-        crop = page[y1:y2, x1:x2].copy()
-        blocks.append(Block(index=n, label=box.label, bbox=box.coordinate, image=crop, crop=crop))
+        crop = page[max(0, y1):y2, max(0, x1):x2].copy()
+        warning = None
+        if crop.size == 0:  # only boxes not clamped by layout post-processing can get here
+            crop, warning = None, f"box {box.coordinate} lies outside the {w}x{h} page; skipped"
+        blocks.append(Block(index=n, label=box.label, bbox=box.coordinate, image=crop, crop=crop, warning=warning))
     return blocks
 
 
@@ -145,7 +149,7 @@ def plan_page(page: np.ndarray, boxes: list[LayoutBox], options: Optional[PlanOp
     blocks = _crop_blocks(page, filter_overlap_boxes(boxes))
     skipped = options.skipped_labels()
     if options.merge_layout_blocks:
-        blocks = merge_blocks(blocks, skipped + ["table"])
+        blocks = merge_blocks(blocks, skipped + ["table"] * ("table" not in skipped))
     plan = PagePlan(blocks=[], doc_images=doc_images)
     for n, block in enumerate(blocks):
         block = replace(block, index=n, crop=block.image)

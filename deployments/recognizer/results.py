@@ -27,8 +27,10 @@ def build_page_result(
     model_settings: dict[str, Any],
     options: Optional[PlanOptions] = None,
     page_count: Optional[int] = None,
+    details: Optional[Mapping[int, tuple[int, str]]] = None,
 ) -> PageResult:
-    """Assemble one page. ``outputs`` maps planned block index → raw model text."""
+    """Assemble one page. ``outputs`` maps planned block index → raw model text, ``details``
+    (optional) → (generated tokens, finish reason)."""
     options = options or PlanOptions()
     image_labels = options.image_block_labels()
     page = PageResult(page_index=page_index, width=width, height=height, page_count=page_count,
@@ -41,6 +43,8 @@ def build_page_result(
             crop_size = (block.crop.shape[1], block.crop.shape[0]) if block.crop is not None else None
             result.content, spotting, warning = postprocess_block_text(outputs.get(block.index), block.label, crop_size)
             result.warning = warning or result.warning
+            if details and block.index in details:
+                result.num_tokens, result.finish_reason = details[block.index]
             page.spotting_res = spotting or page.spotting_res
         if block.label == "table":
             tables.append((result, block.figure_token_map))

@@ -140,6 +140,9 @@ def handlers(settings: dict, page_width: int, pretty: bool = True) -> dict[str, 
         "number": plain, "footnote": plain, "header": plain, "header_image": k["image"],
         "footer": plain, "footer_image": k["image"], "aside_text": plain,
     }
+    for kind in settings.get("recognized_as_images") or []:  # the engine could not read them
+        for name in [n for n in funcs if n == kind or (kind == "formula" and "formula" in n)]:
+            funcs[name] = k["image"]
     for label in settings.get("markdown_ignore_labels") or []:
         funcs.pop(label, None)
     return funcs

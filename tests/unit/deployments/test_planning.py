@@ -120,3 +120,10 @@ def test_plans_are_picklable():
     plan = plan_page(white(), [box("text", 10, 10, 110, 40)])
     clone = pickle.loads(pickle.dumps(plan))
     assert np.array_equal(clone.blocks[0].image, plan.blocks[0].image)
+
+
+def test_boxes_outside_the_page_are_skipped_with_a_warning():
+    plan = plan_page(white(100, 100), [box("display_formula", 10, 150, 90, 190), box("text", 10, 10, 90, 40)])
+    outside = plan.blocks[0]
+    assert not outside.needs_model and "outside the 100x100 page" in outside.warning
+    assert plan.blocks[1].needs_model

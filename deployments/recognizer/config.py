@@ -1,0 +1,47 @@
+"""Configuration of the recognition stage (engine, model, sampling defaults, limits)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.recognizer.options import PlanOptions
+from deployments.recognizer.repetition import RepetitionStop
+
+HF_VLM_MODEL = "PaddlePaddle/PaddleOCR-VL"
+
+
+class RecognizerConfig(BaseModel):
+    """Which engine reads the blocks, with which model, and how.
+
+    Example (YAML)::
+
+        engine: vllm                     # auto | vllm | transformers | lite
+        model: PaddlePaddle/PaddleOCR-VL # hub id, local directory or a fine-tuned (SFT) output dir
+        engine_kwargs: {max_num_seqs: 128}
+        num_gpus: 0.85
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: Literal["auto", "vllm", "transformers", "lite"] = Field(
+        "auto", description="auto: GPU + weights → vllm; CPU + weights → vllm (CPU build) or transformers; "
+        "no weights → lite.")
+    model: Optional[str] = Field(None, description=f"Hub id (e.g. {HF_VLM_MODEL}, -1.5, -1.6) or a local directory.")
+    chat_template: Optional[str] = Field(None, description="Jinja template overriding the model's own.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("auto", description="auto: bf16.")
+    device: str = Field("auto", description="auto, cpu or cuda.")
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="Passed to vLLM AsyncEngineArgs as is.")
+    cpu_kv_cache_gb: float = Field(1.0, gt=0, description="KV cache of a CPU vLLM engine, GiB.")
+    gpu_reserved_gb: float = Field(0.75, ge=0, description="GPU memory kept for the layout model on the same card.")
+    gpu_margin_gb: float = Field(0.5, ge=0, description="GPU memory left free as a safety margin.")
+    max_new_tokens: int = Field(4096, gt=0, description="Default token limit per block (official: 4096).")
+    page_timeout_s: float = Field(600.0, gt=0, description="Deadline for reading one page's blocks.")
+    jpeg_quality: Optional[int] = Field(75, ge=1, le=100, description="JPEG round trip before the model, as "
+                                        "PaddleX sends crops (None: send raw pixels).")
+    repetition_stop: RepetitionStop = Field(default_factory=RepetitionStop)
+    plan: PlanOptions = Field(default_factory=PlanOptions, description="Default block-planning options.")
+    batch_size: int = Field(8, ge=1, description="transformers engine: blocks per generate() call.")
+    num_gpus: float = Field(0.0, ge=0, le=1, description="Ray GPU fraction per replica.")
+    num_cpus: float = Field(1.0, gt=0, description="Ray CPUs per replica.")

@@ -1,0 +1,122 @@
+"""PaddleOCR-VL in an in-process vLLM ``AsyncLLM`` (continuous batching across blocks, pages and
+requests; no HTTP server in between). The only module that imports vLLM."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from deployments.recognizer.config import HF_VLM_MODEL, RecognizerConfig
+from deployments.recognizer.engines import ALL_TASKS, EngineStartError, GenerationRequest, GenerationResult
+from deployments.recognizer.repetition import repeated_tail
+
+log = logging.getLogger(__name__)
+V1_TEMPLATE = "<|begin_of_sentence|>User: <|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>{prompt}\nAssistant: "
+IMAGE_SLOT = "<|IMAGE_PLACEHOLDER|>"
+
+
+def engine_args(config: RecognizerConfig, on_gpu: bool, memory_plan=None) -> dict:
+    """AsyncEngineArgs keywords: the official recipe's flags, the memory plan, then engine_kwargs."""
+    args = {
+        "model": config.model or HF_VLM_MODEL,
+        "dtype": "bfloat16" if config.dtype == "auto" else config.dtype,
+        "max_num_batched_tokens": 16384,
+        "enable_prefix_caching": False,
+        "mm_processor_cache_gb": 0,
+        "limit_mm_per_prompt": {"image": 1},
+        "max_model_len": 8192,
+    }
+    if on_gpu and memory_plan is not None:
+        args.update(memory_plan.engine_args())
+    if not on_gpu:
+        args.update(enforce_eager=True, kv_cache_memory_bytes=int(config.cpu_kv_cache_gb * 2**30), max_model_len=4096)
+    args.update(config.engine_kwargs)
+    return args
+
+
+class VllmEngine:
+    name = "vllm"
+    tasks = ALL_TASKS
+
+    def __init__(self, config: RecognizerConfig, memory_plan=None, on_gpu: bool = False):
+        self.config, self.memory_plan, self.on_gpu = config, memory_plan, on_gpu
+        self.engine = None
+        self.template = V1_TEMPLATE
+
+    async def start(self) -> None:
+        os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = engine_args(self.config, self.on_gpu, self.memory_plan)
+        model = args["model"]
+        if (model.startswith("/") or model.startswith(".")) and not Path(model).is_dir():
+            raise EngineStartError(f"recognition model directory {model} does not exist; set recognizer.model to a "
+                                   f"PaddleOCR-VL checkpoint directory or a hub id such as {HF_VLM_MODEL}")
+        log.info("starting vLLM AsyncLLM: %s", args)
+        try:
+            self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+        except Exception as exc:  # noqa: BLE001 - vLLM raises many types for one meaning
+            raise EngineStartError(f"vLLM could not start {model!r}: {str(exc).splitlines()[0] if str(exc) else exc!r}. "
+                                   f"Without hub access run `huggingface-cli download {HF_VLM_MODEL} --local-dir DIR` "
+                                   "and set recognizer.model to DIR; on small GPUs see the memory plan in the README") from None
+        self.template = await self._template()
+
+    async def _template(self) -> str:
+        """The model's chat template rendered for one image and a ``{prompt}`` slot."""
+        if self.config.chat_template:
+            return self.config.chat_template
+        try:
+            tokenizer = await self.engine.get_tokenizer()
+            rendered = tokenizer.apply_chat_template(
+                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "\x00"}]}],
+                add_generation_prompt=True, tokenize=False)
+        except Exception:  # noqa: BLE001 - no usable template: the official v1 one
+            return V1_TEMPLATE
+        if IMAGE_SLOT not in rendered or "\x00" not in rendered:
+            return V1_TEMPLATE
+        return rendered.replace("{", "{{").replace("}", "}}").replace("\x00", "{prompt}")
+
+    def _sampling(self, request: GenerationRequest):
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            temperature=request.temperature, top_p=request.top_p or 1.0,
+            repetition_penalty=request.repetition_penalty or 1.0, max_tokens=request.max_new_tokens,
+            skip_special_tokens=request.skip_special_tokens)
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        from PIL import Image
+
+        prompt = {
+            "prompt": self.template.format(prompt=request.prompt),
+            "multi_modal_data": {"image": Image.fromarray(request.image)},
+            # transformers' native processor takes the limits as size (min_pixels/max_pixels kwargs are
+            # deprecated there); vLLM counts image tokens from the same override.
+            "mm_processor_kwargs": {"size": {"shortest_edge": request.min_pixels, "longest_edge": request.max_pixels}},
+        }
+        rule, is_table = self.config.repetition_stop, request.prompt.startswith("Table")
+        last, checked = None, 0
+        stream = self.engine.generate(prompt, self._sampling(request), request_id=request.request_id)
+        try:
+            async for out in stream:
+                last = out.outputs[0]
+                if rule.enabled and len(last.token_ids) - checked >= rule.check_every_tokens and not out.finished:
+                    checked = len(last.token_ids)
+                    loop = repeated_tail(last.text, rule, is_table)
+                    if loop:
+                        return GenerationResult(loop[0] + loop[1], checked, "repetition")
+        finally:
+            await stream.aclose()  # on early return or cancellation vLLM aborts the request
+        return GenerationResult(last.text, len(last.token_ids), last.finish_reason or "stop")
+
+    async def check_health(self) -> None:
+        if self.engine is None:
+            raise RuntimeError("the vLLM engine is not started")
+        await self.engine.check_health()
+
+    async def shutdown(self) -> None:
+        if self.engine is not None:
+            self.engine.shutdown()
+            self.engine = None

@@ -1,0 +1,151 @@
+"""Recognition stage (GPU): one page in, its blocks read concurrently by one engine, one
+:class:`PageResult` out. The engine batches blocks of all pages and requests together."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.datamodel import LayoutBox, PageError, PageImage, PageResult, PageStatus
+from deployments.recognizer.config import RecognizerConfig
+from deployments.recognizer.engines import Engine, GenerationRequest, GenerationResult, create_engine
+from deployments.recognizer.options import PlanOptions
+from deployments.recognizer.planning import plan_page
+from deployments.recognizer.results import build_page_result
+
+log = logging.getLogger(__name__)
+_ids = itertools.count()
+
+
+class SamplingOptions(BaseModel):
+    """Per-request sampling (the API's temperature, topP, repetitionPenalty, maxNewTokens)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(0.0, ge=0)
+    top_p: Optional[float] = Field(None, gt=0, le=1)
+    repetition_penalty: Optional[float] = Field(None, gt=0)
+    max_new_tokens: Optional[int] = Field(None, gt=0)
+
+
+@dataclass(slots=True)
+class PageRequest:
+    """Everything the recognizer needs for one page besides the image and boxes."""
+
+    plan: Optional[PlanOptions] = None
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    model_settings: dict[str, Any] = field(default_factory=dict)
+    timeout_s: Optional[float] = None
+
+
+def choose_engine(config: RecognizerConfig) -> tuple[str, str]:
+    """(engine, reason) for ``engine: auto``."""
+    if config.engine != "auto":
+        return config.engine, "set in the config"
+    if config.model is None:
+        return "lite", "no recognition model configured: PP-OCRv6 text lines from rapidocr (offline)"
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        return "transformers", "vLLM is not installed: transformers' PaddleOCR-VL"
+    return "vllm", "vLLM is installed and a model is configured"
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: Optional[int]) -> np.ndarray:
+    """PaddleX sends crops as JPEG; doing the same keeps outputs identical to it."""
+    if quality is None:
+        return image
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+class Recognizer:
+    """Plans the blocks of a page and reads them through the injected engine."""
+
+    def __init__(self, config: Optional[RecognizerConfig] = None, engine: Optional[Engine] = None):
+        self.config = config or RecognizerConfig()
+        if engine is None:
+            name, reason = choose_engine(self.config)
+            log.info("recognition engine %s (%s)", name, reason)
+            engine = create_engine(name, self.config)
+        self.engine = engine
+
+    @staticmethod
+    def get_deployment_options(config: RecognizerConfig) -> dict:
+        return {"ray_actor_options": {"num_cpus": config.num_cpus, "num_gpus": config.num_gpus}}
+
+    async def start(self) -> None:
+        await self.engine.start()
+
+    async def check_health(self) -> None:
+        await self.engine.check_health()
+
+    async def shutdown(self) -> None:
+        await self.engine.shutdown()
+
+    def _plan_options(self, request: PageRequest) -> PlanOptions:
+        """Labels the engine cannot read become images (e.g. tables with the lite engine)."""
+        options = request.plan or self.config.plan
+        missing = {"table", "formula", "chart"} - set(self.engine.tasks)
+        return replace_options(options, image_fallback=sorted(missing)) if missing else options
+
+    async def recognize(self, page: PageImage, boxes: list[LayoutBox], request: Optional[PageRequest] = None) -> PageResult:
+        """Read every block of ``page``; a failure or an exceeded deadline fails this page only."""
+        request = request or PageRequest()
+        if page.error is not None:
+            return PageResult(page.page_index, page.width, page.height, PageStatus.FAILED, page.error,
+                              page.page_count, model_settings=request.model_settings)
+        options = self._plan_options(request)
+        plan = plan_page(page.image, boxes, options)
+        timeout = request.timeout_s or self.config.page_timeout_s
+        try:
+            outputs = await asyncio.wait_for(self._read_blocks(plan, request), timeout)
+        except asyncio.TimeoutError:
+            return self._failed(page, request, "deadline_exceeded",
+                                f"page {page.page_index + 1} was not read within {timeout:g} s; its blocks were "
+                                "cancelled. Raise the request deadline or page_timeout_s, or add recognizer replicas")
+        except Exception as exc:  # noqa: BLE001 - an engine error fails this page, not the server
+            log.exception("recognition failed on page %s of %s", page.page_index, page.doc_id)
+            return self._failed(page, request, "recognition_failed", f"the recognition engine failed: {exc}")
+        settings = dict(request.model_settings)
+        if options.image_fallback:
+            settings["recognized_as_images"] = list(options.image_fallback)
+        result = build_page_result(plan, {k: r.text for k, r in outputs.items()}, page_index=page.page_index,
+                                   width=page.width, height=page.height, layout_boxes=boxes,
+                                   model_settings=settings, options=options, page_count=page.page_count,
+                                   details={k: (r.num_tokens, r.finish_reason) for k, r in outputs.items()})
+        return result
+
+    async def _read_blocks(self, plan, request: PageRequest) -> dict[int, GenerationResult]:
+        blocks = [b for b in plan.blocks if b.needs_model]
+        results = await asyncio.gather(*(self.engine.generate(self._request(b, request)) for b in blocks))
+        return {b.index: r for b, r in zip(blocks, results)}
+
+    def _request(self, block, request: PageRequest) -> GenerationRequest:
+        s = request.sampling
+        return GenerationRequest(
+            request_id=f"blk-{next(_ids)}-{time.monotonic_ns()}", prompt=block.prompt,
+            image=jpeg_roundtrip(block.image, self.config.jpeg_quality), min_pixels=block.min_pixels,
+            max_pixels=block.max_pixels, max_new_tokens=s.max_new_tokens or self.config.max_new_tokens,
+            temperature=s.temperature, top_p=s.top_p, repetition_penalty=s.repetition_penalty,
+            skip_special_tokens=block.prompt != "Spotting:")
+
+    @staticmethod
+    def _failed(page: PageImage, request: PageRequest, kind: str, message: str) -> PageResult:
+        return PageResult(page.page_index, page.width, page.height, PageStatus.FAILED,
+                          PageError("recognize", kind, message), page.page_count, model_settings=request.model_settings)
+
+
+def replace_options(options: PlanOptions, **changes) -> PlanOptions:
+    return options.model_copy(update=changes)

@@ -1,0 +1,164 @@
+"""The recognition stage on the real vLLM engine (CPU build) with tiny PaddleOCR-VL checkpoints:
+content through the engine, 50 concurrent pages, the repetition early stop, cancellation, the
+page deadline, and crops the official pipeline would crash the engine with."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from deployments.datamodel import LayoutBox, PageImage, PageStatus
+from deployments.recognizer.config import RecognizerConfig
+from deployments.recognizer.engines.vllm_engine import VllmEngine
+from deployments.recognizer.planning import whole_page_box
+from deployments.recognizer.recognizer import PageRequest, Recognizer, SamplingOptions
+from deployments.recognizer.repetition import RepetitionStop
+from deployments.tiny_models import FIXED_ANSWER
+from generators import synthetic_page
+from serve_app.assemble import page_markdown
+from serve_app.settings import model_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def cpu_config(model, **kw) -> RecognizerConfig:
+    return RecognizerConfig(engine="vllm", model=str(model), dtype="float32", cpu_kv_cache_gb=0.25, **kw)
+
+
+def page_with_blocks(seed: int = 0, n: int = 3):
+    import random
+
+    rng = random.Random(seed)
+    image = synthetic_page(rng, 600, 800)
+    labels = ["paragraph_title", "text", "table", "display_formula", "text"]
+    step = min(60, 760 // n)
+    boxes = [LayoutBox(0, labels[i % len(labels)], 0.9, (20, 20 + i * step, 580, 20 + i * step + step - 8), i + 1)
+             for i in range(n)]
+    return PageImage(f"doc{seed}", 0, 1, image), boxes
+
+
+def unfinished(recognizer) -> int:
+    return recognizer.engine.engine.output_processor.get_num_unfinished_requests()
+
+
+@pytest.fixture(scope="module")
+def fixed(run, tiny_vlm_fixed):
+    recognizer = Recognizer(engine=VllmEngine(cpu_config(tiny_vlm_fixed)), config=cpu_config(tiny_vlm_fixed))
+    run(recognizer.start())
+    yield recognizer
+    run(recognizer.shutdown())
+
+
+@pytest.fixture(scope="module")
+def looping(run, tiny_vlm_loop):
+    config = cpu_config(tiny_vlm_loop)
+    recognizer = Recognizer(config, VllmEngine(config))
+    run(recognizer.start())
+    yield recognizer
+    run(recognizer.shutdown())
+
+
+def test_fixed_answer_arrives_in_page_results_and_markdown(run, fixed):
+    page, boxes = page_with_blocks(n=4)
+    result = run(fixed.recognize(page, boxes, PageRequest(model_settings=model_settings())))
+    assert result.status is PageStatus.OK
+    texts = [b.content for b in result.blocks if b.label in ("text", "paragraph_title")]
+    assert texts == [FIXED_ANSWER] * 2
+    assert all(b.finish_reason == "stop" and b.num_tokens == 5 for b in result.blocks if b.label == "text")
+    assert f"## {FIXED_ANSWER[:-1]}" in page_markdown(result)  # the title, numbering rules applied
+
+
+def test_fifty_concurrent_pages_through_one_engine(run, looping):
+    pages = [page_with_blocks(seed) for seed in range(50)]
+
+    async def all_pages():
+        return await asyncio.gather(*(looping.recognize(p, b) for p, b in pages))
+
+    start = time.perf_counter()
+    results = run(all_pages())
+    elapsed = time.perf_counter() - start
+    assert [r.status for r in results] == [PageStatus.OK] * 50
+    blocks = [b for r in results for b in r.blocks]
+    assert len(blocks) == 150 and all(b.content.startswith(FIXED_ANSWER) for b in blocks)
+    assert unfinished(looping) == 0
+    print(f"50 pages / 150 blocks in {elapsed:.1f} s")
+
+
+def test_repetition_loop_is_stopped_early(run, looping):
+    page, boxes = page_with_blocks(n=2)
+    result = run(looping.recognize(page, boxes[1:2], PageRequest(sampling=SamplingOptions(max_new_tokens=3000))))
+    (block,) = result.blocks
+    assert block.finish_reason == "repetition" and block.num_tokens < 200  # not 3000
+    assert block.content == FIXED_ANSWER  # what remains after PaddleX's truncation rules
+
+
+def _no_early_stop(recognizer):
+    engine = recognizer.engine
+    saved = engine.config
+    engine.config = saved.model_copy(update={"repetition_stop": RepetitionStop(enabled=False)})
+    return saved
+
+
+def test_cancelled_page_aborts_its_blocks_in_the_engine(run, looping):
+    saved = _no_early_stop(looping)
+    page, boxes = page_with_blocks(n=20)
+
+    async def cancel_midway():
+        task = asyncio.create_task(looping.recognize(page, boxes, PageRequest(sampling=SamplingOptions(max_new_tokens=3500))))
+        await asyncio.sleep(1.0)
+        busy = unfinished(looping)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.5)
+        return busy, unfinished(looping)
+
+    try:
+        busy, left = run(cancel_midway())
+    finally:
+        looping.engine.config = saved
+    assert busy > 0 and left == 0
+
+
+def test_page_deadline_fails_that_page_and_frees_the_engine(run, looping):
+    saved = _no_early_stop(looping)
+    page, boxes = page_with_blocks(n=20)
+    try:
+        start = time.perf_counter()
+        result = run(looping.recognize(page, boxes, PageRequest(sampling=SamplingOptions(max_new_tokens=3500), timeout_s=1.0)))
+        elapsed = time.perf_counter() - start
+        run(asyncio.sleep(0.5))
+    finally:
+        looping.engine.config = saved
+    assert result.status is PageStatus.FAILED and result.error.kind == "deadline_exceeded"
+    assert "within 1 s" in result.error.message and elapsed < 5
+    assert unfinished(looping) == 0
+
+
+def test_one_pixel_image_gives_an_empty_page_not_a_crash(run, fixed):
+    page = PageImage("dot", 0, 1, np.zeros((1, 1, 3), np.uint8))
+    result = run(fixed.recognize(page, [whole_page_box(1, 1, "ocr")]))
+    assert result.status is PageStatus.OK and result.blocks == []  # PaddleX drops boxes under 6 px too
+
+
+def test_three_pixel_formula_crop_is_padded_before_the_engine(run, fixed):
+    image = np.full((40, 60, 3), 255, np.uint8)
+    image[20:23, 30:33] = 0  # the margin crop leaves 3x3 px (PaddleOCR #17378 crashed the server)
+    box = LayoutBox(5, "display_formula", 0.9, (0, 0, 60, 40), 1)
+    result = run(fixed.recognize(PageImage("f", 0, 1, image), [box]))
+    (block,) = result.blocks
+    assert block.content == FIXED_ANSWER and block.warning == "crop 3x3 px padded to 28x28"
+
+
+@pytest.mark.parametrize("shape", [(10, 5000), (5000, 10)])
+def test_elongated_crops_are_guarded_not_crashing(run, fixed, shape):
+    image = np.full((*shape, 3), 40, np.uint8)
+    page = PageImage("odd", 0, 1, image)
+    box = whole_page_box(shape[1], shape[0], "ocr")
+    result = run(fixed.recognize(page, [box]))
+    assert result.status is PageStatus.OK
+    (block,) = result.blocks
+    assert block.content == FIXED_ANSWER and "padded" in block.warning
