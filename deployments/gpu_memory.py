@@ -8,6 +8,7 @@ total; then weights, activations (profiling peak, CUDA graphs) and the KV cache 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 GIB = 2**30
@@ -63,7 +64,9 @@ def plan_memory(total_gib: float, free_gib: float, layout_reserve_gib: float = 0
     budget = min(min(free_gib, total_gib) - reserve - margin_gib, MAX_UTILIZATION * total_gib)
     batched = batched_tokens_for(total_gib)
     act = activation_gib(batched, cuda_graphs)
-    kv_gib = round(budget - WEIGHTS_GIB - act, 2)
+    # Rounded down: vLLM refuses to start when utilization x total exceeds free memory.
+    utilization = math.floor(budget / total_gib * 1000) / 1000
+    kv_gib = math.floor((utilization * total_gib - WEIGHTS_GIB - act) * 100) / 100
     if kv_gib < MIN_KV_GIB:
         raise MemoryPlanError(
             f"the GPU has {free_gib:.2f} of {total_gib:.2f} GiB free; after the layout model ({reserve:.2f} GiB) and "
@@ -75,7 +78,7 @@ def plan_memory(total_gib: float, free_gib: float, layout_reserve_gib: float = 0
     seqs = max(8, min(512, kv_tokens // TOKENS_PER_SEQUENCE // 8 * 8))
     layout_frac = round(min(0.3, max(0.05, (reserve + 0.05) / total_gib)), 2) if layout_on_gpu else 0.0
     return MemoryPlan(
-        total_gib=total_gib, free_gib=free_gib, gpu_memory_utilization=round((budget) / total_gib, 3),
+        total_gib=total_gib, free_gib=free_gib, gpu_memory_utilization=utilization,
         max_num_seqs=seqs, max_num_batched_tokens=batched, max_model_len=8192 if total_gib < 14 else 16384,
         activation_gib=act, kv_cache_gib=kv_gib, kv_tokens=kv_tokens,
         layout_num_gpus=layout_frac, recognizer_num_gpus=round(0.95 - layout_frac, 2))

@@ -39,6 +39,7 @@ class GenerationResult:
     text: str
     num_tokens: int
     finish_reason: str
+    token_ids: tuple[int, ...] = ()
 
 
 class Engine(Protocol):

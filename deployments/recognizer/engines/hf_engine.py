@@ -86,7 +86,7 @@ class TransformersEngine:
         for row, request in zip(new.tolist(), requests):
             tokens = row[: row.index(eos) + 1] if eos in row else row
             text = self.processor.tokenizer.decode(tokens, skip_special_tokens=request.skip_special_tokens)
-            results.append(GenerationResult(text, len(tokens), "stop" if eos in row else "length"))
+            results.append(GenerationResult(text, len(tokens), "stop" if eos in row else "length", tuple(tokens)))
         return results
 
     async def check_health(self) -> None:

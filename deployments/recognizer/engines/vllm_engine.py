@@ -44,11 +44,29 @@ class VllmEngine:
         self.engine = None
         self.template = V1_TEMPLATE
 
+    def _plan_gpu(self) -> None:
+        """On a CUDA machine size the engine from the card's free memory (the memory plan)."""
+        import torch
+
+        if self.config.device == "cpu" or not torch.cuda.is_available():
+            return
+        from deployments.gpu_memory import MemoryPlanError, plan_for_device
+
+        self.on_gpu = True
+        if self.memory_plan is None and "gpu_memory_utilization" not in self.config.engine_kwargs:
+            try:
+                self.memory_plan = plan_for_device(0, layout_reserve_gib=self.config.gpu_reserved_gb,
+                                                   margin_gib=self.config.gpu_margin_gb)
+            except MemoryPlanError as exc:
+                raise EngineStartError(str(exc)) from None
+            log.info("GPU memory plan: %s", self.memory_plan.as_dict())
+
     async def start(self) -> None:
         os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        self._plan_gpu()
         args = engine_args(self.config, self.on_gpu, self.memory_plan)
         model = args["model"]
         if (model.startswith("/") or model.startswith(".")) and not Path(model).is_dir():
@@ -106,10 +124,10 @@ class VllmEngine:
                     checked = len(last.token_ids)
                     loop = repeated_tail(last.text, rule, is_table)
                     if loop:
-                        return GenerationResult(loop[0] + loop[1], checked, "repetition")
+                        return GenerationResult(loop[0] + loop[1], checked, "repetition", tuple(last.token_ids))
         finally:
             await stream.aclose()  # on early return or cancellation vLLM aborts the request
-        return GenerationResult(last.text, len(last.token_ids), last.finish_reason or "stop")
+        return GenerationResult(last.text, len(last.token_ids), last.finish_reason or "stop", tuple(last.token_ids))
 
     async def check_health(self) -> None:
         if self.engine is None:
