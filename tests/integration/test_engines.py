@@ -4,7 +4,6 @@ character error rate on generated PDFs with known text."""
 
 from __future__ import annotations
 
-import asyncio
 
 import numpy as np
 import pytest
