@@ -1,10 +1,12 @@
-"""Stage throughput on this machine (render and layout parts; recognition comes with its stage).
+"""Stage throughput on this machine: rendering, layout, recognition.
 
 - Renderer: pages/s in one process against a bare pymupdf loop in the same run (goal >= 0.9 of it),
   at 144 and 200 DPI.
 - Layout: pages/s per backend on CPU. ``lite`` runs its real PP-Layout CDLA weights; the
   ``transformers`` and ``paddlex`` rows use the tiny random checkpoints, so they measure our
   pre/post-processing and the frameworks' overhead, not the speed of the real PP-DocLayoutV2.
+- Recognition: blocks/s and generated tokens/s of one vLLM engine (CPU build, tiny random
+  PaddleOCR-VL, 32 new tokens per block) at concurrency 1, 8 and 64; pages/s of the lite engine.
 
     .venv/bin/python benchmarks/stages.py [--pages 200]
 """
@@ -22,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("VLLM_PLUGINS", "")
+os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
 
 import numpy as np  # noqa: E402
 import pymupdf  # noqa: E402
@@ -91,6 +95,63 @@ def bench_layout(data: bytes) -> list[dict]:
     return rows
 
 
+def bench_recognition(data: bytes) -> dict:
+    import asyncio
+
+    rows = asyncio.run(_recognition_rows())
+    rows["lite_pages_per_s"] = _lite_pages_per_s(data)
+    return rows
+
+
+async def _recognition_rows() -> dict:
+    import asyncio
+
+    from deployments.recognizer.config import RecognizerConfig
+    from deployments.recognizer.engines import GenerationRequest
+    from deployments.recognizer.engines.vllm_engine import VllmEngine
+    from deployments.tiny_models import build_tiny_vlm
+
+    model = build_tiny_vlm(Path(tempfile.mkdtemp()) / "vlm")
+    engine = VllmEngine(RecognizerConfig(model=str(model), dtype="bfloat16", cpu_kv_cache_gb=1.0))
+    await engine.start()
+    rng = np.random.RandomState(0)
+    crops = [(rng.rand(60, 300, 3) * 255).astype(np.uint8) for _ in range(64)]
+    rows = {}
+    try:
+        for concurrency in (1, 8, 64):
+            requests = [GenerationRequest(f"c{concurrency}-{i}", "OCR:", crops[i % 64], 784, 784 * 16, max_new_tokens=32)
+                        for i in range(max(16, concurrency * 2))]
+            start = time.perf_counter()
+            tokens = 0
+            for first in range(0, len(requests), concurrency):
+                batch = requests[first : first + concurrency]
+                tokens += sum(r.num_tokens for r in await asyncio.gather(*(engine.generate(q) for q in batch)))
+            seconds = time.perf_counter() - start
+            rows[f"concurrency_{concurrency}"] = {"blocks_per_s": len(requests) / seconds, "tokens_per_s": tokens / seconds}
+    finally:
+        await engine.shutdown()
+    return rows
+
+
+def _lite_pages_per_s(data: bytes) -> float:
+    import asyncio
+
+    from deployments.recognizer.recognizer import Recognizer
+
+    pages = list(Renderer().render(data))[:10]
+    boxes = LayoutDetector().detect(pages)
+    recognizer = Recognizer()
+
+    async def read():
+        await recognizer.start()
+        start = time.perf_counter()
+        for page, page_boxes in zip(pages, boxes):
+            await recognizer.recognize(page, page_boxes)
+        return len(pages) / (time.perf_counter() - start)
+
+    return asyncio.run(read())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=200)
@@ -105,9 +166,15 @@ def main() -> None:
     print(f"\nlayout on CPU ({os.cpu_count()} cores)")
     for r in layout:
         print(f"  {r['backend']:<28}{r['pages_per_s']:>8.1f} pages/s")
+    recognition = bench_recognition(corpus(10))
+    print("\nrecognition, one vLLM engine (CPU build, tiny random model, 32 new tokens per block)")
+    for name, r in recognition.items():
+        if name.startswith("concurrency"):
+            print(f"  {name:<18}{r['blocks_per_s']:>8.1f} blocks/s{r['tokens_per_s']:>10.0f} tokens/s")
+    print(f"  lite engine (PP-OCRv6, real weights): {recognition['lite_pages_per_s']:.2f} pages/s")
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
-    (out / "stages.json").write_text(json.dumps({"render": render, "layout": layout}, indent=2))
+    (out / "stages.json").write_text(json.dumps({"render": render, "layout": layout, "recognition": recognition}, indent=2))
 
 
 if __name__ == "__main__":
