@@ -99,3 +99,16 @@ def test_lite_engine_reads_generated_pdfs_with_a_low_error_rate(run):
         cer = levenshtein(" ".join(got.split()), " ".join(want.split())) / len(want)
         print(f"page {n}: CER {cer:.3f}")
         assert cer < 0.05, got
+
+
+def test_auto_engine_choice_and_start_errors(run, tmp_path):
+    assert choose_engine(RecognizerConfig())[0] == "lite"
+    assert choose_engine(RecognizerConfig(model=str(tmp_path)))[0] == "vllm"  # vLLM's CPU build is installed
+    assert choose_engine(RecognizerConfig(engine="transformers", model="x"))[0] == "transformers"
+    from deployments.recognizer.engines import EngineStartError, create_engine
+
+    for engine in (VllmEngine, TransformersEngine):
+        with pytest.raises(EngineStartError, match="does not exist; set recognizer.model"):
+            run(engine(RecognizerConfig(model="/nonexistent/vlm")).start())
+    with pytest.raises(EngineStartError, match="unknown recognition engine 'gpt'"):
+        create_engine("gpt", RecognizerConfig())
