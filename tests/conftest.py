@@ -69,3 +69,29 @@ def run():
     runner = LoopRunner()
     yield runner
     runner.loop.close()
+
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # token auth would refuse the Jobs CLI in tests
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """Ray and Serve, started once per test session on 127.0.0.1, stopped at the end."""
+    import ray
+    from ray import serve
+
+    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=16, log_to_driver=False,
+             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "VLLM_PLUGINS": "", "VLLM_HOST_IP": "127.0.0.1"}})
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+    ray.shutdown()

@@ -1,0 +1,108 @@
+"""``AppConfig``: the whole application's configuration, composed of the stage configs, loadable
+from YAML or a dict and validated before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.layout.config import LayoutConfig
+from deployments.recognizer.config import RecognizerConfig
+from deployments.renderer import RendererConfig
+
+
+class DeploymentSettings(BaseModel):
+    """Ray Serve settings of one deployment (defaults suit a batching engine: Serve's default of
+    5 ongoing requests would starve it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_replicas: Optional[int] = Field(None, ge=1, description="Fixed replica count (None: autoscale).")
+    min_replicas: int = Field(1, ge=0, description="Autoscaling lower bound.")
+    max_replicas: int = Field(1, ge=1, description="Autoscaling upper bound.")
+    target_ongoing_requests: float = Field(32, gt=0, description="Autoscaling target per replica.")
+    max_ongoing_requests: int = Field(64, ge=1, description="Requests one replica works on at once.")
+    max_queued_requests: int = Field(512, ge=-1, description="Requests waiting per caller before 429s (-1: no limit).")
+    graceful_shutdown_timeout_s: float = Field(60, ge=0, description="Time given to in-flight requests on shutdown.")
+
+    def serve_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "max_queued_requests": self.max_queued_requests,
+            "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
+        }
+        if self.num_replicas is not None:
+            options["num_replicas"] = self.num_replicas
+        else:
+            options["autoscaling_config"] = {
+                "min_replicas": self.min_replicas, "max_replicas": max(self.min_replicas, self.max_replicas),
+                "target_ongoing_requests": self.target_ongoing_requests}
+        return options
+
+
+class IngressConfig(BaseModel):
+    """The HTTP API: limits, security, defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_pages: Optional[int] = Field(None, ge=1, description="Reject documents with more pages (422); None: no limit.")
+    max_body_mb: float = Field(200, gt=0, description="Largest request body (413 beyond).")
+    api_key: Optional[str] = Field(None, description="When set, requests need `Authorization: Bearer <key>`.")
+    visualize: bool = Field(True, description="Default of the `visualize` option (official default: true).")
+    timeout_s: float = Field(600, gt=0, description="Default deadline of one request (504 beyond).")
+    page_window: int = Field(8, ge=1, description="Pages of one document in flight at once.")
+    max_concurrent_documents: int = Field(64, ge=1, description="Documents one ingress replica works on at once.")
+    max_waiting_documents: int = Field(256, ge=0, description="Documents waiting beyond that before 429s.")
+    url_timeout_s: float = Field(30, gt=0, description="Timeout of fetching `file` URLs.")
+    url_max_mb: float = Field(200, gt=0, description="Largest download for `file` URLs.")
+    allow_private_urls: bool = Field(False, description="Allow URLs on loopback/private addresses (off: SSRF guard).")
+    max_output_image_side: int = Field(2000, ge=64, description="Returned images are downscaled to fit this.")
+    num_cpus: float = Field(0.5, gt=0, description="CPUs per ingress replica.")
+
+
+class AppConfig(BaseModel):
+    """Everything ``build_app`` needs. Example (YAML)::
+
+        renderer: {scale: 2.0}
+        layout: {backend: transformers, model: PaddlePaddle/PP-DocLayoutV2_safetensors, device: cuda, num_gpus: 0.1}
+        recognizer: {engine: vllm, model: PaddlePaddle/PaddleOCR-VL, num_gpus: 0.85}
+        ingress: {max_pages: 2000, api_key: secret}
+        deployments:
+          recognizer: {num_replicas: 1, max_ongoing_requests: 256}
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("paddleocr-vl", description="Serve application name.")
+    route_prefix: str = Field("/", description="HTTP route prefix of the application.")
+    renderer: RendererConfig = Field(default_factory=RendererConfig)
+    layout: LayoutConfig = Field(default_factory=LayoutConfig)
+    recognizer: RecognizerConfig = Field(default_factory=RecognizerConfig)
+    ingress: IngressConfig = Field(default_factory=IngressConfig)
+    deployments: dict[str, DeploymentSettings] = Field(
+        default_factory=dict, description="Per deployment: ingress, renderer, layout, recognizer.")
+
+    def deployment(self, name: str) -> DeploymentSettings:
+        defaults = {"ingress": DeploymentSettings(max_ongoing_requests=256, max_replicas=2),
+                    "renderer": DeploymentSettings(max_replicas=2, max_ongoing_requests=16),
+                    "layout": DeploymentSettings(num_replicas=1, max_ongoing_requests=64),
+                    "recognizer": DeploymentSettings(num_replicas=1, max_ongoing_requests=256)}
+        return self.deployments.get(name, defaults[name])
+
+
+def load_config(source: Union[None, str, Path, dict, AppConfig]) -> AppConfig:
+    """An ``AppConfig`` from a YAML file path, a dict (e.g. Serve ``args``) or None (defaults)."""
+    if isinstance(source, AppConfig):
+        return source
+    if source is None:
+        return AppConfig()
+    if isinstance(source, (str, Path)):
+        data = yaml.safe_load(Path(source).read_text()) or {}
+    else:
+        data = dict(source)
+    if "config" in data and len(data) == 1 and isinstance(data["config"], str):  # serve run ... config=FILE
+        return load_config(data["config"])
+    return AppConfig.model_validate(data)

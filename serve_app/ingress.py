@@ -1,0 +1,187 @@
+"""HTTP routes only: HTTP ⇄ protocol models, the envelope, status codes. Logic lives in
+``parser.py``; the Serve deployment is made in ``app.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any, Optional
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from deployments.renderer import InputError
+from serve_app import metrics
+from serve_app.assemble import concatenate_markdown, page_from_pruned, page_markdown, pruned_result, restructure_pages
+from serve_app.config import AppConfig
+from serve_app.inputs import FileError, load_file
+from serve_app.options import UnsupportedOption, check_supported
+from serve_app.parser import DocumentParser, TooManyPages, data_info
+from serve_app.protocol import InferRequest, RestructureRequest
+from serve_app.respond import page_entry
+
+log = logging.getLogger("serve_app")
+api = FastAPI(title="PaddleOCR-VL layout parsing", version="0.1.0",
+              description="PaddleX-compatible `/layout-parsing` on Ray Serve. Errors use the envelope "
+              "`{logId, errorCode, errorMsg}` with errorCode = HTTP status.")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: Optional[dict] = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def envelope(log_id: str, status: int = 0, message: str = "Success", result: Any = None, headers=None) -> JSONResponse:
+    body: dict[str, Any] = {"logId": log_id, "errorCode": status, "errorMsg": message}
+    if result is not None:
+        body["result"] = result
+    return JSONResponse(body, status_code=status or 200, headers=headers)
+
+
+def _schema(model) -> dict:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+class Ingress:
+    """The API's replica: authentication, limits, backpressure, deadlines; parsing by handle."""
+
+    def __init__(self, renderer, layout, recognizer, config: AppConfig):
+        self.config = config
+        self.parser = DocumentParser(renderer, layout, recognizer, config)
+        self.handles = {"renderer": renderer, "layout": layout, "recognizer": recognizer}
+        self.slots = asyncio.Semaphore(config.ingress.max_concurrent_documents)
+        self.waiting = 0
+
+    # -- plumbing ----------------------------------------------------------------------------
+    async def _body(self, request: Request, model, log_id: str):
+        cfg = self.config.ingress
+        if cfg.api_key and request.headers.get("authorization") != f"Bearer {cfg.api_key}":
+            raise ApiError(401, "missing or wrong API key; send `Authorization: Bearer <key>`",
+                           {"WWW-Authenticate": "Bearer"})
+        limit = int(cfg.max_body_mb * 2**20)
+        if int(request.headers.get("content-length") or 0) > limit:
+            raise ApiError(413, f"the request body exceeds {cfg.max_body_mb:g} MB (ingress.max_body_mb); send a URL "
+                           "or split the document")
+        body = await request.body()
+        if len(body) > limit:
+            raise ApiError(413, f"the request body exceeds {cfg.max_body_mb:g} MB (ingress.max_body_mb)")
+        try:
+            return model.model_validate_json(body)
+        except ValidationError as exc:
+            raise ApiError(422, json.dumps(exc.errors(include_url=False, include_context=False), default=str)) from None
+
+    async def _guarded(self, log_id: str, work):
+        """Backpressure (429 with Retry-After) and error mapping around one request."""
+        cfg = self.config.ingress
+        if self.slots.locked() and self.waiting >= cfg.max_waiting_documents:
+            metrics.count("errors", kind="overloaded")
+            raise ApiError(429, f"the server is busy ({cfg.max_concurrent_documents} documents in progress, "
+                           f"{self.waiting} waiting); retry later", {"Retry-After": "5"})
+        self.waiting += 1
+        metrics.gauge("waiting", self.waiting)
+        try:
+            await self.slots.acquire()
+        finally:  # also when the client goes away while waiting
+            self.waiting -= 1
+            metrics.gauge("waiting", self.waiting)
+        try:
+            return await work()
+        finally:
+            self.slots.release()
+
+    # -- routes ------------------------------------------------------------------------------
+    @api.post("/layout-parsing", operation_id="infer", openapi_extra=_schema(InferRequest))
+    async def infer(self, request: Request) -> JSONResponse:
+        log_id = str(uuid.uuid4())
+        start = time.perf_counter()
+        try:
+            req = await self._body(request, InferRequest, log_id)
+            log_id = req.logId or log_id
+            result = await self._guarded(log_id, lambda: self._infer(req, log_id))
+            metrics.count("documents", status="ok")
+            return envelope(log_id, result=result)
+        except ApiError as exc:
+            metrics.count("documents", status=str(exc.status))
+            log.info("[%s] %s %s", log_id, exc.status, exc.message)
+            return envelope(log_id, exc.status, exc.message, headers=exc.headers)
+        except Exception:  # noqa: BLE001 - the envelope, never a stack trace
+            metrics.count("documents", status="500")
+            log.exception("[%s] internal error", log_id)
+            return envelope(log_id, 500, "Internal server error")
+        finally:
+            metrics.observe("request_seconds", time.perf_counter() - start)
+
+    async def _infer(self, req: InferRequest, log_id: str) -> dict:
+        cfg = self.config.ingress
+        timeout = req.deadlineSeconds or cfg.timeout_s
+        visualize = cfg.visualize if req.visualize is None else req.visualize
+        try:
+            check_supported(req)
+            data, kind = await load_file(req.file, req.fileType, cfg)
+            doc = await asyncio.wait_for(self.parser.parse(data, kind, req, log_id, visualize), timeout)
+        except UnsupportedOption as exc:
+            raise ApiError(422, str(exc)) from None
+        except FileError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        except (InputError, TooManyPages) as exc:
+            raise ApiError(422, str(exc)) from None
+        except ValidationError as exc:  # options that pass the schema but not a stage's own checks
+            raise ApiError(422, json.dumps(exc.errors(include_url=False, include_context=False), default=str)) from None
+        except asyncio.TimeoutError:
+            metrics.count("errors", kind="deadline_exceeded")
+            raise ApiError(504, f"the document was not parsed within {timeout:g} s; raise deadlineSeconds "
+                           "(or ingress.timeout_s) or send fewer pages") from None
+        pages = doc.pages
+        if req.restructurePages:
+            restructured = restructure_pages([p.result for p in pages], req.mergeTables, req.relevelTitles)
+            for out, result in zip(pages, restructured):
+                out.result = result
+        entries = [page_entry(p, req.prettifyMarkdown, req.showFormulaNumber, req.returnMarkdownImages) for p in pages]
+        return {"layoutParsingResults": entries, "dataInfo": data_info(doc)}
+
+    @api.post("/restructure-pages", operation_id="restructurePages", openapi_extra=_schema(RestructureRequest))
+    async def restructure(self, request: Request) -> JSONResponse:
+        log_id = str(uuid.uuid4())
+        try:
+            req = await self._body(request, RestructureRequest, log_id)
+            log_id = req.logId or log_id
+            try:
+                pages = [page_from_pruned(p.prunedResult, n) for n, p in enumerate(req.pages)]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ApiError(422, f"pages[].prunedResult is not a layout-parsing prunedResult ({exc!r})") from None
+            out = restructure_pages(pages, req.mergeTables, req.relevelTitles, req.concatenatePages)
+            images: dict[str, str] = {}
+            for page in req.pages:
+                images.update(page.markdownImages or {})
+            results = [{"prunedResult": pruned_result(p),
+                        "markdown": {"text": page_markdown(p, req.prettifyMarkdown, req.showFormulaNumber),
+                                     "images": images if req.returnMarkdownImages else None}} for p in out]
+            return envelope(log_id, result={"layoutParsingResults": results})
+        except ApiError as exc:
+            return envelope(log_id, exc.status, exc.message, headers=exc.headers)
+
+    @api.get("/health", operation_id="health")
+    async def health(self) -> JSONResponse:
+        return envelope(str(uuid.uuid4()), message="Healthy")
+
+    @api.get("/health/ready", operation_id="ready")
+    async def ready(self) -> JSONResponse:
+        """Green only when every stage answers (the recognizer's engine included)."""
+        log_id = str(uuid.uuid4())
+        problems = []
+        for name, handle in self.handles.items():
+            try:
+                await asyncio.wait_for(handle.ready.remote(), 10)
+            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+                problems.append(f"{name}: {type(exc).__name__}")
+        if problems:
+            return envelope(log_id, 503, "Not ready: " + ", ".join(problems))
+        return envelope(log_id, message="Ready")
+
+
+__all__ = ["api", "Ingress", "concatenate_markdown"]

@@ -1,0 +1,102 @@
+"""The ``file`` field: Base64 or an http(s) URL (fetched with a timeout, a size cap and a refusal
+of private/loopback addresses unless allowed), and its type (PDF or image)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import mimetypes
+import socket
+from typing import Literal, Optional
+from urllib.parse import urlparse
+
+import httpx
+
+from deployments.renderer import sniff_kind
+from serve_app.config import IngressConfig
+
+Kind = Literal["pdf", "image"]
+
+
+class FileError(ValueError):
+    """The ``file`` cannot be obtained; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def decode_base64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise FileError(422, "`file` is neither an http(s) URL nor valid Base64; send the document's bytes "
+                        "Base64-encoded (standard alphabet, padded) or a URL") from None
+
+
+async def _check_host(host: str, config: IngressConfig) -> None:
+    if config.allow_private_urls:
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise FileError(422, f"cannot resolve the host of the `file` URL ({host})") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
+            raise FileError(422, f"the `file` URL points to a private or loopback address ({address}); this server "
+                            "refuses those (set ingress.allow_private_urls to allow them)")
+
+
+async def fetch_url(url: str, config: IngressConfig) -> bytes:
+    """Download with a timeout and a size cap; errors name the URL problem."""
+    host = urlparse(url).hostname or ""
+    await _check_host(host, config)
+    limit = int(config.url_max_mb * 2**20)
+    try:
+        async with httpx.AsyncClient(timeout=config.url_timeout_s, follow_redirects=False) as client:
+            async with client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise FileError(422, f"fetching the `file` URL returned HTTP {response.status_code}")
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise FileError(413, f"the `file` URL's content exceeds {config.url_max_mb:g} MB "
+                                        "(ingress.url_max_mb)")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+    except httpx.TimeoutException:
+        raise FileError(422, f"fetching the `file` URL timed out after {config.url_timeout_s:g} s") from None
+    except httpx.HTTPError as exc:
+        raise FileError(422, f"the `file` URL could not be fetched ({type(exc).__name__}: {exc})") from None
+
+
+def url_kind(url: str) -> Optional[Kind]:
+    """PaddleX infers the type of a URL from its path's extension."""
+    mime, _ = mimetypes.guess_type(urlparse(url).path.rsplit("/", 1)[-1])
+    if mime == "application/pdf":
+        return "pdf"
+    if mime and mime.startswith("image/"):
+        return "image"
+    return None
+
+
+async def load_file(file: str, file_type: Optional[int], config: IngressConfig) -> tuple[bytes, Kind]:
+    """(bytes, kind). The kind comes from ``fileType``, else the URL's extension, else the bytes
+    (PaddleX answers 422 for Base64 without ``fileType``; we look at the bytes instead)."""
+    if is_url(file):
+        data = await fetch_url(file, config)
+        guessed = url_kind(file)
+    else:
+        data = decode_base64(file)
+        guessed = None
+    if file_type is not None:
+        return data, "pdf" if file_type == 0 else "image"
+    return data, guessed or sniff_kind(data)

@@ -1,0 +1,135 @@
+"""Request and response models of the HTTP API, field for field as PaddleX's PaddleOCR-VL
+serving schema (camelCase names), plus our additions (``pageRanges``, ``deadlineSeconds``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from deployments.labels import PROMPT_LABELS
+
+MergeMode = Literal["large", "small", "union"]
+
+
+class InferRequest(BaseModel):
+    """``POST /layout-parsing`` body. Only ``file`` is required."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    file: str = Field(..., description="http(s) URL or Base64 of a PDF or an image.")
+    fileType: Optional[Literal[0, 1]] = Field(None, description="0 = PDF, 1 = image; inferred when absent.")
+    useDocOrientationClassify: Optional[bool] = None
+    useDocUnwarping: Optional[bool] = None
+    useLayoutDetection: Optional[bool] = None
+    useChartRecognition: Optional[bool] = None
+    useSealRecognition: Optional[bool] = None
+    useOcrForImageBlock: Optional[bool] = None
+    layoutThreshold: Optional[Union[float, dict[int, float]]] = None
+    layoutNms: Optional[bool] = None
+    layoutUnclipRatio: Optional[Union[float, tuple[float, float], dict[int, tuple[float, float]]]] = None
+    layoutMergeBboxesMode: Optional[Union[MergeMode, dict[int, MergeMode]]] = None
+    layoutShapeMode: Literal["rect", "quad", "poly", "auto"] = "auto"
+    promptLabel: Optional[str] = None
+    formatBlockContent: Optional[bool] = None
+    repetitionPenalty: Optional[float] = Field(None, gt=0)
+    temperature: Optional[float] = Field(None, ge=0)
+    topP: Optional[float] = Field(None, gt=0, le=1)
+    minPixels: Optional[int] = Field(None, gt=0)
+    maxPixels: Optional[int] = Field(None, gt=0)
+    maxNewTokens: Optional[int] = Field(None, gt=0)
+    mergeLayoutBlocks: Optional[bool] = None
+    markdownIgnoreLabels: Optional[list[str]] = None
+    vlmExtraArgs: Optional[dict[str, Any]] = None
+    prettifyMarkdown: bool = True
+    showFormulaNumber: bool = False
+    restructurePages: bool = False
+    mergeTables: bool = True
+    relevelTitles: bool = True
+    visualize: Optional[bool] = None
+    returnMarkdownImages: bool = True
+    outputFormats: Optional[list[str]] = None
+    logId: Optional[str] = None
+    pageRanges: Optional[str] = Field(None, description="Pages to parse, 1-based: '1-3,7'.")
+    deadlineSeconds: Optional[float] = Field(None, gt=0, description="Deadline of this request (504 beyond).")
+
+    @field_validator("promptLabel")
+    @classmethod
+    def _prompt_label(cls, value):
+        if value is not None and value.lower() not in PROMPT_LABELS:
+            raise ValueError(f"promptLabel must be one of {list(PROMPT_LABELS)}")
+        return value
+
+    @field_validator("layoutThreshold")
+    @classmethod
+    def _threshold(cls, value):
+        values = value.values() if isinstance(value, dict) else [value] if value is not None else []
+        if any(not 0 <= v <= 1 for v in values):
+            raise ValueError("layoutThreshold must be within [0, 1]")
+        return value
+
+    @model_validator(mode="after")
+    def _pixels(self):
+        if self.minPixels and self.maxPixels and self.minPixels > self.maxPixels:
+            raise ValueError("minPixels must not exceed maxPixels")
+        return self
+
+
+class RestructurePage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    prunedResult: dict[str, Any]
+    markdownImages: Optional[dict[str, str]] = None
+
+
+class RestructureRequest(BaseModel):
+    """``POST /restructure-pages`` body."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pages: list[RestructurePage] = Field(..., min_length=1)
+    mergeTables: bool = True
+    relevelTitles: bool = True
+    concatenatePages: bool = False
+    prettifyMarkdown: bool = True
+    showFormulaNumber: bool = False
+    returnMarkdownImages: bool = True
+    logId: Optional[str] = None
+
+
+class MarkdownData(BaseModel):
+    text: str
+    images: Optional[dict[str, str]] = None
+
+
+class PageErrorInfo(BaseModel):
+    stage: str
+    kind: str
+    message: str
+
+
+class LayoutParsingResult(BaseModel):
+    prunedResult: dict[str, Any]
+    markdown: MarkdownData
+    outputImages: Optional[dict[str, str]] = None
+    inputImage: Optional[str] = None
+    status: Literal["ok", "failed"] = "ok"
+    error: Optional[PageErrorInfo] = None
+
+
+class InferResult(BaseModel):
+    layoutParsingResults: list[LayoutParsingResult]
+    dataInfo: dict[str, Any]
+
+
+class RestructureResult(BaseModel):
+    layoutParsingResults: list[dict[str, Any]]
+
+
+class Envelope(BaseModel):
+    """Every response: ``{logId, errorCode, errorMsg[, result]}`` (errorCode = HTTP status, 0 on success)."""
+
+    logId: str
+    errorCode: int = 0
+    errorMsg: str = "Success"
+    result: Optional[Any] = None

@@ -1,0 +1,89 @@
+"""Serve-facing adapters of the stage classes: plain classes (no Serve decorators) that ``app.py``
+turns into deployments. Errors that belong to the caller come back as data, not exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from deployments.datamodel import LayoutBox, PageImage, PageResult
+from deployments.layout.config import LayoutConfig
+from deployments.layout.detector import LayoutDetector
+from deployments.layout.options import LayoutOptions
+from deployments.recognizer.config import RecognizerConfig
+from deployments.recognizer.recognizer import PageRequest, Recognizer
+from deployments.renderer import DocumentInfo, InputError, Renderer, RendererConfig
+
+
+@dataclass(slots=True)
+class InputProblem:
+    """An unreadable document: the renderer's error kind and message."""
+
+    kind: str
+    message: str
+
+
+class RenderStage:
+    """CPU replicas: document inspection and page rendering."""
+
+    def __init__(self, config: RendererConfig):
+        self.renderer = Renderer(config)
+
+    def inspect(self, data: bytes, kind: str) -> DocumentInfo | InputProblem:
+        try:
+            return self.renderer.inspect(data, kind)
+        except InputError as exc:
+            return InputProblem(exc.kind, str(exc))
+
+    def render(self, data: bytes, doc_id: str, kind: str, pages: Sequence[int]) -> list[PageImage]:
+        return list(self.renderer.render(data, doc_id, kind, list(pages)))
+
+    def ready(self) -> bool:
+        return True
+
+
+class LayoutStage:
+    """GPU replica (or CPU): pages from all requests are batched into one forward pass."""
+
+    def __init__(self, config: LayoutConfig):
+        from ray import serve
+
+        self.detector = LayoutDetector(config)
+        self._batched = serve.batch(max_batch_size=config.batch_size, batch_wait_timeout_s=0.01)(self._detect_batch)
+
+    async def _detect_batch(self, items: list[tuple[PageImage, Optional[LayoutOptions]]]) -> list[list[LayoutBox]]:
+        pages, options = [i[0] for i in items], [i[1] for i in items]
+        return await asyncio.to_thread(self.detector.detect, pages, options)
+
+    async def detect(self, page: PageImage, options: Optional[LayoutOptions] = None) -> list[LayoutBox]:
+        return await self._batched((page, options))
+
+    def ready(self) -> bool:
+        return True
+
+
+class RecognizeStage:
+    """GPU replica hosting one engine (one vLLM AsyncLLM); every page's blocks go to it at once."""
+
+    async def __init__(self, config: RecognizerConfig):
+        self.recognizer = Recognizer(config)
+        await self.recognizer.start()
+
+    async def recognize(self, page: PageImage, boxes: list[LayoutBox], request: PageRequest) -> PageResult:
+        return await self.recognizer.recognize(page, boxes, request)
+
+    async def check_health(self) -> None:
+        await self.recognizer.check_health()
+
+    async def ready(self) -> bool:
+        await self.recognizer.check_health()
+        return True
+
+    def __del__(self):
+        engine = getattr(getattr(self, "recognizer", None), "engine", None)
+        if engine is not None and getattr(engine, "engine", None) is not None:
+            try:
+                engine.engine.shutdown()
+            except Exception:  # noqa: BLE001 - best effort at replica teardown
+                pass

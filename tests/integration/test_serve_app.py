@@ -1,0 +1,272 @@
+"""The Serve application over real HTTP on 127.0.0.1: the offline CPU default (real PP-Layout and
+PP-OCRv6 weights) for the API's behaviour, and the real engines on tiny checkpoints."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import httpx
+import pytest
+
+from conftest import free_port
+from documents import corrupt_pdf, encrypted_pdf, image_bytes, paper_pdf, text_pdf
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+B64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+
+MAIN = {"ingress": {"max_pages": 250, "max_body_mb": 5, "page_window": 8}}
+STRICT = {"name": "strict", "route_prefix": "/strict",
+          "ingress": {"api_key": "secret", "max_pages": 2, "allow_private_urls": True, "max_concurrent_documents": 1,
+                      "max_waiting_documents": 0, "url_timeout_s": 2},
+          "renderer": {"max_image_pixels": 1_000_000}}
+
+
+@pytest.fixture(scope="module")
+def base_url(ray_session):
+    from ray import serve
+
+    from serve_app import build_app
+
+    serve.run(build_app(MAIN), name="main", route_prefix="/")
+    serve.run(build_app(STRICT), name="strict", route_prefix="/strict")
+    yield ray_session
+    serve.delete("main")
+    serve.delete("strict")
+
+
+@pytest.fixture(scope="module")
+def client(base_url):
+    with httpx.Client(base_url=base_url, timeout=300) as c:
+        yield c
+
+
+def parse(client, data, path="/layout-parsing", headers=None, **options):
+    return client.post(path, json={"file": B64(data), **options}, headers=headers)
+
+
+def ok(response) -> dict:
+    body = response.json()
+    assert response.status_code == 200 and body["errorCode"] == 0, body
+    return body["result"]
+
+
+def test_health_readiness_and_docs(client):
+    assert client.get("/health").json()["errorMsg"] == "Healthy"
+    ready = client.get("/health/ready").json()
+    assert (ready["errorCode"], ready["errorMsg"]) == (0, "Ready")
+    assert "/layout-parsing" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_pdf_returns_real_text_and_the_official_shape(client):
+    result = ok(parse(client, text_pdf(3), fileType=0, visualize=False))
+    assert result["dataInfo"] == {"numPages": 3, "pages": [{"width": 1190, "height": 1684}] * 3, "type": "pdf"}
+    entries = result["layoutParsingResults"]
+    assert len(entries) == 3 and all(e["status"] == "ok" for e in entries)
+    assert "Page 2: Layout analysis finds the regions" in entries[1]["markdown"]["text"]
+    pruned = entries[0]["prunedResult"]
+    assert set(pruned) >= {"page_count", "width", "height", "model_settings", "parsing_res_list", "layout_det_res"}
+    assert pruned["model_settings"]["recognized_as_images"] == ["chart", "formula", "table"]  # lite engine
+    assert "outputImages" not in entries[0] and "inputImage" not in entries[0]
+
+
+def test_image_with_visualisation_and_markdown_images(client):
+    result = ok(parse(client, paper_png(), fileType=1))
+    assert result["dataInfo"]["type"] == "image"
+    entry = result["layoutParsingResults"][0]
+    assert set(entry["outputImages"]) == {"layout_det_res", "layout_order_res"} and entry["inputImage"]
+    assert entry["markdown"]["images"] and all(k.startswith("imgs/img_in_") for k in entry["markdown"]["images"])
+
+
+def paper_png() -> bytes:
+    import pymupdf
+
+    return pymupdf.open(stream=paper_pdf(), filetype="pdf")[0].get_pixmap(dpi=144).tobytes("png")
+
+
+def test_options_page_ranges_layout_off_and_restructure(client):
+    result = ok(parse(client, text_pdf(4), pageRanges="2-3", useLayoutDetection=False, promptLabel="ocr",
+                      visualize=False, returnMarkdownImages=False, prettifyMarkdown=False, restructurePages=True))
+    entries = result["layoutParsingResults"]
+    assert len(entries) == 2 and result["dataInfo"]["numPages"] == 2
+    assert entries[0]["prunedResult"]["parsing_res_list"][0]["block_label"] == "ocr"
+    assert "layout_det_res" not in entries[0]["prunedResult"]
+    assert "global_block_id" in entries[0]["prunedResult"]["parsing_res_list"][0]
+    assert entries[0]["markdown"].get("images") is None and "Page 2:" in entries[0]["markdown"]["text"]
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"minPixels": 5000, "maxPixels": 10}, "minPixels must not exceed maxPixels"),
+    ({"promptLabel": "poem"}, "promptLabel must be one of"),
+    ({"topP": 2}, "less than or equal to 1"),
+    ({"layoutMergeBboxesMode": "biggest"}, "union"),
+    ({"useDocUnwarping": True}, "not available on this server"),
+    ({"outputFormats": ["docx"]}, "not supported"),
+    ({"vlmExtraArgs": {"foo": 1}}, "vlmExtraArgs key 'foo' is not supported"),
+    ({"pageRanges": "5-9"}, "outside 1-1"),
+])
+def test_invalid_options_give_422_with_the_reason(client, options, fragment):
+    response = parse(client, text_pdf(1), **options)
+    assert response.status_code == 422 and response.json()["errorCode"] == 422
+    assert fragment in response.json()["errorMsg"]
+
+
+@pytest.mark.parametrize("body, status, fragment", [
+    ({"file": "not base64!"}, 422, "neither an http(s) URL nor valid Base64"),
+    ({"file": B64(corrupt_pdf())}, 422, "cannot be parsed"),
+    ({"file": B64(encrypted_pdf())}, 422, "password-protected"),
+    ({"file": B64(b"just some text, not a document")}, 422, "neither a PDF nor an image"),
+    ({"file": B64(image_bytes()), "fileType": 0}, 422, "fileType says PDF"),
+    ({"file": "http://127.0.0.1:9/doc.pdf"}, 422, "private or loopback address"),
+    ({}, 422, "file"),
+])
+def test_bad_inputs_give_clear_errors(client, body, status, fragment):
+    response = client.post("/layout-parsing", json=body)
+    assert response.status_code == status and fragment in response.json()["errorMsg"]
+
+
+def test_oversize_body_is_413(client):
+    response = client.post("/layout-parsing", content=b'{"file": "' + b"A" * (6 * 2**20) + b'"}',
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "max_body_mb" in response.json()["errorMsg"]
+
+
+def test_sixteen_concurrent_clients(base_url):
+    docs = [text_pdf(1, f"Client {n}: " + "{n} words to read. ") for n in range(16)]
+
+    def one(n):
+        with httpx.Client(base_url=base_url, timeout=300) as c:
+            return parse(c, docs[n], visualize=False)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(one, range(16)))
+    for n, response in enumerate(responses):
+        assert f"Client {n}:" in ok(response)["layoutParsingResults"][0]["markdown"]["text"]
+
+
+def test_two_hundred_page_pdf(client):
+    start = time.perf_counter()
+    result = ok(parse(client, text_pdf(200, "Page {n} of the long one."), visualize=False, returnMarkdownImages=False))
+    entries = result["layoutParsingResults"]
+    assert len(entries) == 200 and all(e["status"] == "ok" for e in entries)
+    assert "Page 200 of the long one" in entries[-1]["markdown"]["text"]
+    print(f"200 pages in {time.perf_counter() - start:.1f} s")
+
+
+def test_deadline_returns_504(client):
+    response = parse(client, text_pdf(60), deadlineSeconds=0.5, visualize=False)
+    assert response.status_code == 504 and "not parsed within 0.5 s" in response.json()["errorMsg"]
+
+
+def test_api_key_page_limit_and_image_limit(client):
+    headers = {"Authorization": "Bearer secret"}
+    assert parse(client, text_pdf(1), "/strict/layout-parsing").status_code == 401
+    ok(parse(client, text_pdf(1), "/strict/layout-parsing", headers=headers, visualize=False))
+    too_many = parse(client, text_pdf(3), "/strict/layout-parsing", headers=headers)
+    assert too_many.status_code == 422 and "accepts at most 2" in too_many.json()["errorMsg"]
+    ok(parse(client, text_pdf(3), "/strict/layout-parsing", headers=headers, pageRanges="1-2", visualize=False))
+    huge = parse(client, image_bytes(size=(1200, 1000)), "/strict/layout-parsing", headers=headers)
+    assert huge.status_code == 422 and "max_image_pixels" in huge.json()["errorMsg"]
+
+
+def test_busy_server_answers_429_with_retry_after(base_url):
+    headers = {"Authorization": "Bearer secret"}
+    slow = {"file": B64(text_pdf(2, "Page {n}. " * 30)), "visualize": False}
+
+    def post(_):
+        with httpx.Client(base_url=base_url, timeout=300) as c:
+            return c.post("/strict/layout-parsing", json=slow, headers=headers)
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        responses = list(pool.map(post, range(3)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes[0] == 200 and 429 in codes
+    busy = next(r for r in responses if r.status_code == 429)
+    assert busy.headers["retry-after"] == "5" and "retry later" in busy.json()["errorMsg"]
+
+
+def test_url_fetching(client):
+    pdf = text_pdf(1)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            if self.path.endswith(".pdf"):
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(pdf)
+            else:
+                self.send_response(404)
+                self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    headers = {"Authorization": "Bearer secret"}
+    try:
+        got = client.post("/strict/layout-parsing", json={"file": f"{url}/doc.pdf", "visualize": False}, headers=headers)
+        assert ok(got)["dataInfo"]["type"] == "pdf"
+        missing = client.post("/strict/layout-parsing", json={"file": f"{url}/nothing"}, headers=headers)
+        assert missing.status_code == 422 and "HTTP 404" in missing.json()["errorMsg"]
+    finally:
+        server.shutdown()
+    closed = client.post("/strict/layout-parsing", json={"file": f"http://127.0.0.1:{free_port()}/x.pdf"}, headers=headers)
+    assert closed.status_code == 422 and "could not be fetched" in closed.json()["errorMsg"]
+
+
+def test_restructure_pages_route(client):
+    entries = ok(parse(client, text_pdf(2), visualize=False))["layoutParsingResults"]
+    body = {"pages": [{"prunedResult": e["prunedResult"]} for e in entries], "concatenatePages": True}
+    result = ok(client.post("/restructure-pages", json=body))
+    (merged,) = result["layoutParsingResults"]
+    assert "Page 1:" in merged["markdown"]["text"] and "Page 2:" in merged["markdown"]["text"]
+
+
+def test_official_client_request_shape(client):
+    """The request the official docs' Python example sends, and the response fields it reads."""
+    payload = {"file": B64(paper_png()), "fileType": 1, "useDocOrientationClassify": False, "useDocUnwarping": False,
+               "useLayoutDetection": True, "layoutThreshold": {"22": 0.35}, "layoutNms": True,
+               "layoutUnclipRatio": [1.0, 1.0], "layoutMergeBboxesMode": "large", "prettifyMarkdown": True,
+               "visualize": True, "isStart": True}
+    body = client.post("/layout-parsing", json=payload).json()
+    assert set(body) == {"logId", "errorCode", "errorMsg", "result"} and body["errorMsg"] == "Success"
+    for res in body["result"]["layoutParsingResults"]:
+        assert set(res) >= {"prunedResult", "markdown", "outputImages", "inputImage"}
+        assert set(res["markdown"]) == {"text", "images"}
+        for image in res["outputImages"].values():
+            base64.b64decode(image)
+    json.dumps(body)
+
+
+def test_killed_recognizer_replica_fails_cleanly_and_the_server_recovers(client):
+    import ray
+
+    def recognizer_actor():
+        names = ray.util.list_named_actors(all_namespaces=True)
+        name = next(a for a in names if "main" in a["name"] and "recognizer" in a["name"] and "REPLICA" in a["name"])
+        return ray.get_actor(name["name"], namespace=name["namespace"])
+
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    future = pool.submit(parse, client, text_pdf(40), visualize=False)
+    time.sleep(3)
+    ray.kill(recognizer_actor(), no_restart=False)
+    response = future.result(timeout=300)
+    body = response.json()
+    if response.status_code == 200:  # pages read by the dead replica are reported, not dropped
+        entries = body["result"]["layoutParsingResults"]
+        assert len(entries) == 40
+        failed = [e for e in entries if e["status"] == "failed"]
+        assert all(e["error"]["message"] for e in failed)
+    else:
+        assert body["errorCode"] == response.status_code >= 500
+    deadline = time.monotonic() + 120
+    while client.get("/health/ready").json()["errorCode"] != 0 and time.monotonic() < deadline:
+        time.sleep(2)
+    ok(parse(client, text_pdf(1), visualize=False))
