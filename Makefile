@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
-## serve: set up, then run the service (today: the document-logic demo on examples/)
+## serve: set up, then run the service on http://127.0.0.1:8000 (offline CPU models; CONFIG=configs/gpu-16gb.yaml on a GPU)
+CONFIG ?= configs/cpu.yaml
 serve: $(STAMP)
-	$(VENV)/bin/python -m serve_app demo examples/page.json --out out/
+	$(VENV)/bin/python -m serve_app serve $(CONFIG)
 
 ## test: set up, then run the whole test suite (fails on zero tests)
 test: $(STAMP)

@@ -42,7 +42,7 @@ class RendererConfig(BaseModel):
     max_page_pixels: int = Field(40_000_000, gt=0, description="Pages larger than this at `scale` render smaller.")
     min_scale: float = Field(0.25, gt=0, description="Smallest scale a huge page may be lowered to before it fails.")
     max_image_pixels: int = Field(100_000_000, gt=0, description="Images larger than this are refused (bomb limit).")
-    num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per renderer replica.")
+    num_cpus: float = Field(0.5, gt=0, description="CPUs reserved per renderer replica.")
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m serve_app demo|restructure ...``."""
+"""Command line: ``python -m serve_app serve|parse|demo|restructure ...``."""
 
 from __future__ import annotations
 
@@ -42,13 +42,39 @@ def _demo(args) -> int:
     return 0
 
 
+def _parse(args) -> int:
+    from serve_app.client import parse_files
+
+    options = {"visualize": args.visualize}
+    if args.page_ranges:
+        options["pageRanges"] = args.page_ranges
+    return 1 if parse_files(args.files, args.url, args.api_key, args.workers, options) else 0
+
+
+def _serve(args) -> int:
+    from serve_app.launch import serve_forever
+
+    return serve_forever(args.config)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serve_app", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    srv = sub.add_parser("serve", help="run the service from a Serve config file until Ctrl-C")
+    srv.add_argument("config", nargs="?", default="configs/cpu.yaml")
+    srv.set_defaults(func=_serve)
     demo = sub.add_parser("demo", help="assemble a recorded page (layout detections + model answers)")
     demo.add_argument("spec", nargs="?", default="examples/page.json")
     demo.add_argument("--out", default="out")
     demo.set_defaults(func=_demo)
+    par = sub.add_parser("parse", help="send files to a running server; write FILE.md and FILE.json beside them")
+    par.add_argument("files", nargs="+")
+    par.add_argument("--url", default="http://127.0.0.1:8000")
+    par.add_argument("--api-key", default=None)
+    par.add_argument("--workers", type=int, default=4, help="documents in flight at once")
+    par.add_argument("--pages", dest="page_ranges", default=None, help="page ranges, e.g. 1-3,7")
+    par.add_argument("--visualize", action="store_true", help="also return layout images (larger responses)")
+    par.set_defaults(func=_parse)
     res = sub.add_parser("restructure", help="merge tables / re-level titles across prunedResult pages")
     res.add_argument("results", nargs="+", help="prunedResult JSON files, one per page, in page order")
     res.add_argument("--out", default="out")

@@ -60,7 +60,7 @@ class IngressConfig(BaseModel):
     url_max_mb: float = Field(200, gt=0, description="Largest download for `file` URLs.")
     allow_private_urls: bool = Field(False, description="Allow URLs on loopback/private addresses (off: SSRF guard).")
     max_output_image_side: int = Field(2000, ge=64, description="Returned images are downscaled to fit this.")
-    num_cpus: float = Field(0.5, gt=0, description="CPUs per ingress replica.")
+    num_cpus: float = Field(0.25, gt=0, description="CPUs per ingress replica.")
 
 
 class AppConfig(BaseModel):

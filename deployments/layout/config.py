@@ -35,5 +35,5 @@ class LayoutConfig(BaseModel):
     score_floor: float = Field(0.25, ge=0, le=1, description="Raw detections below this never reach post-processing.")
     min_free_gpu_gb: float = Field(0.5, ge=0, description="Refuse to start on a GPU with less free memory than this.")
     num_gpus: float = Field(0.0, ge=0, le=1, description="Ray GPU fraction per replica (0 on CPU).")
-    num_cpus: float = Field(1.0, gt=0, description="Ray CPUs per replica.")
+    num_cpus: float = Field(0.5, gt=0, description="Ray CPUs per replica.")
     options: LayoutOptions = Field(default_factory=LayoutOptions, description="Default post-processing options.")

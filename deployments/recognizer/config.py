@@ -44,4 +44,4 @@ class RecognizerConfig(BaseModel):
     plan: PlanOptions = Field(default_factory=PlanOptions, description="Default block-planning options.")
     batch_size: int = Field(8, ge=1, description="transformers engine: blocks per generate() call.")
     num_gpus: float = Field(0.0, ge=0, le=1, description="Ray GPU fraction per replica.")
-    num_cpus: float = Field(1.0, gt=0, description="Ray CPUs per replica.")
+    num_cpus: float = Field(0.5, gt=0, description="Ray CPUs per replica.")

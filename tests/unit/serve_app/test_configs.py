@@ -1,0 +1,35 @@
+"""Every shipped Serve config file builds a valid AppConfig; defaults are sane."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from serve_app.config import AppConfig, load_config
+
+CONFIGS = sorted((Path(__file__).parents[3] / "configs").glob("*.yaml"))
+
+
+def test_there_are_configs_for_cpu_and_each_gpu_class():
+    names = {p.name for p in CONFIGS}
+    assert {"cpu.yaml", "gpu-8gb.yaml", "gpu-12gb.yaml", "gpu-16gb.yaml", "gpu-24gb.yaml", "gpu-32gb.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_serve_config_files_validate(path):
+    serve_config = yaml.safe_load(path.read_text())
+    assert serve_config["http_options"]["host"] == "127.0.0.1"
+    (application,) = serve_config["applications"]
+    assert application["import_path"] == "serve_app:build_app"
+    config = load_config(application["args"])
+    gpus = config.layout.num_gpus + config.recognizer.num_gpus
+    assert gpus < 1.0  # fractions on one card leave headroom
+
+
+def test_defaults_and_unknown_keys():
+    config = AppConfig()
+    assert config.layout.backend == "auto" and config.recognizer.engine == "auto"
+    options = config.deployment("recognizer").serve_options()
+    assert options["max_ongoing_requests"] >= 64  # Serve's default of 5 would starve a batching engine
+    with pytest.raises(ValueError, match="extra"):
+        load_config({"recogniser": {}})
