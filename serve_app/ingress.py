@@ -89,10 +89,12 @@ class Ingress:
         finally:  # also when the client goes away while waiting
             self.waiting -= 1
             metrics.gauge("waiting", self.waiting)
+        metrics.gauge("in_flight", cfg.max_concurrent_documents - self.slots._value)
         try:
             return await work()
         finally:
             self.slots.release()
+            metrics.gauge("in_flight", cfg.max_concurrent_documents - self.slots._value)
 
     # -- routes ------------------------------------------------------------------------------
     @api.post("/layout-parsing", operation_id="infer", openapi_extra=_schema(InferRequest))
