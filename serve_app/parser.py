@@ -86,9 +86,7 @@ class DocumentParser:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - one page's failure must not fail the document
-            log.exception("page %s failed", page.page_index)
-            result = PageResult(page.page_index, page.width, page.height, PageStatus.FAILED,
-                                PageError("pipeline", "internal_error", f"page {page.page_index + 1} failed: {exc}"),
+            result = PageResult(page.page_index, page.width, page.height, PageStatus.FAILED, _page_error(page, exc),
                                 page.page_count, model_settings=request.model_settings)
         self._count(result)
         return encode_page(page, result, context["visualize"], context["markdown_images"],
@@ -117,6 +115,19 @@ class DocumentParser:
         tokens = sum(b.num_tokens for b in result.blocks)
         if tokens:
             metrics.count("tokens", tokens)
+
+
+def _page_error(page: PageImage, exc: Exception) -> PageError:
+    """A stage's exception as page data: overload and lost replicas are named as such."""
+    name = type(exc).__name__
+    if "BackPressure" in name:
+        return PageError("pipeline", "overloaded", f"page {page.page_index + 1}: a stage's queue is full "
+                         "(max_queued_requests); retry the document later or add replicas")
+    if "ActorDied" in name or "ActorUnavailable" in name or "Unavailable" in name:
+        return PageError("pipeline", "replica_lost", f"page {page.page_index + 1}: the replica serving it stopped "
+                         f"({name}); retry the document")
+    log.exception("page %s failed", page.page_index)
+    return PageError("pipeline", "internal_error", f"page {page.page_index + 1} failed: {name}: {exc}")
 
 
 def data_info(doc: ParsedDocument) -> dict[str, Any]:
