@@ -33,8 +33,13 @@ class Client:
     def parse(self, path: str | Path, **options: Any) -> dict:
         """POST a local file to /layout-parsing; returns ``result`` or raises :class:`ApiError`."""
         path = Path(path)
-        body = {"file": base64.b64encode(path.read_bytes()).decode(),
-                "fileType": 0 if path.suffix.lower() in PDF_SUFFIXES else 1, **options}
+        return self.parse_bytes(path.read_bytes(), path.name, **options)
+
+    def parse_bytes(self, data: bytes, name: str = "", **options: Any) -> dict:
+        """POST document bytes (the type comes from ``name``'s suffix, else from the bytes)."""
+        body = {"file": base64.b64encode(data).decode(), "visualize": False, **options}
+        if name:
+            body.setdefault("fileType", 0 if Path(name).suffix.lower() in PDF_SUFFIXES else 1)
         response = self.http.post("/layout-parsing", json=body)
         try:
             envelope = response.json()
