@@ -13,24 +13,30 @@ from typing import Any, Union
 
 from ray import serve
 
+from deployments.layout.detector import LayoutDetector
+from deployments.recognizer.recognizer import Recognizer
+from deployments.renderer import Renderer
 from serve_app.config import AppConfig, load_config
 from serve_app.ingress import Ingress, api
 from serve_app.stages import LayoutStage, RecognizeStage, RenderStage
 
 
-def _options(config: AppConfig, name: str, actor_options: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "ray_actor_options": actor_options, **config.deployment(name).serve_options()}
+def _options(config: AppConfig, name: str, stage_options: dict[str, Any]) -> dict[str, Any]:
+    """The stage's own resources (``get_deployment_options``) plus the deployment settings."""
+    return {"name": name, **stage_options, **config.deployment(name).serve_options()}
 
 
 def build_app(args: Union[None, dict, str, AppConfig] = None) -> serve.Application:
     """The application: ingress (CPU) → renderer (CPU), layout (GPU fraction), recognizer (GPU)."""
     config = load_config(args)
-    renderer = serve.deployment(RenderStage, **_options(config, "renderer", {"num_cpus": config.renderer.num_cpus}))
+    renderer = serve.deployment(RenderStage, **_options(
+        config, "renderer", Renderer.get_deployment_options(config.renderer)))
     layout = serve.deployment(LayoutStage, **_options(
-        config, "layout", {"num_cpus": config.layout.num_cpus, "num_gpus": config.layout.num_gpus}))
+        config, "layout", LayoutDetector.get_deployment_options(config.layout)))
     recognizer = serve.deployment(RecognizeStage, **_options(
-        config, "recognizer", {"num_cpus": config.recognizer.num_cpus, "num_gpus": config.recognizer.num_gpus}))
-    ingress = serve.deployment(serve.ingress(api)(Ingress), **_options(config, "ingress", {"num_cpus": config.ingress.num_cpus}))
+        config, "recognizer", Recognizer.get_deployment_options(config.recognizer)))
+    ingress = serve.deployment(serve.ingress(api)(Ingress), **_options(
+        config, "ingress", {"ray_actor_options": {"num_cpus": config.ingress.num_cpus}}))
     return ingress.bind(renderer.bind(config.renderer), layout.bind(config.layout), recognizer.bind(config.recognizer),
                         config)
 
