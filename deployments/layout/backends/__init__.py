@@ -7,7 +7,6 @@ install never imports torch or paddle.
 
 from __future__ import annotations
 
-import importlib
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -33,14 +32,10 @@ class LayoutLoadError(RuntimeError):
     """The layout model cannot start; the message names what was looked for and the fix."""
 
 
+EXTRAS = {"transformers": "cpu] or [gpu", "paddlex": "paddle", "lite": "test"}
+
+
 def create_backend(name: str, config: LayoutConfig, device: str) -> LayoutBackend:
-    if name not in BACKENDS:
-        raise LayoutLoadError(f"unknown layout backend {name!r}; choose one of {sorted(BACKENDS)}")
-    module, cls = BACKENDS[name].split(":")
-    try:
-        backend_cls = getattr(importlib.import_module(module), cls)
-    except ImportError as exc:
-        extra = {"transformers": "cpu] or [gpu", "paddlex": "paddle", "lite": "test"}[name]
-        raise LayoutLoadError(f"layout backend {name!r} needs a package that is not installed ({exc.name}); "
-                              f"install it with: pip install 'paddleocr-vl-serve[{extra}]'") from None
-    return backend_cls(config, device)
+    from deployments.registry import create
+
+    return create(BACKENDS, name, "layout backend", EXTRAS, LayoutLoadError, config, device)

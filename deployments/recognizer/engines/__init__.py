@@ -7,7 +7,6 @@ when chosen.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
@@ -66,13 +65,10 @@ class EngineStartError(RuntimeError):
     """The engine cannot start; the message names what was looked for and the fix."""
 
 
+EXTRAS = {"vllm": "gpu] (or [cpu", "transformers": "cpu", "lite": "test"}
+
+
 def create_engine(name: str, config) -> Engine:
-    if name not in ENGINES:
-        raise EngineStartError(f"unknown recognition engine {name!r}; choose one of {sorted(ENGINES)}")
-    module, cls = ENGINES[name].split(":")
-    try:
-        return getattr(importlib.import_module(module), cls)(config)
-    except ImportError as exc:
-        extra = {"vllm": "gpu] (or [cpu", "transformers": "cpu", "lite": "test"}[name]
-        raise EngineStartError(f"recognition engine {name!r} needs a package that is not installed ({exc.name}); "
-                               f"pip install 'paddleocr-vl-serve[{extra}]'") from None
+    from deployments.registry import create
+
+    return create(ENGINES, name, "recognition engine", EXTRAS, EngineStartError, config)
