@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from serve_app.bulk_worker import COLUMNS, DocumentWorker
+from serve_app.bulk_worker import filesystem as _fs
 
 log = logging.getLogger("serve_app.bulk")
 SUFFIXES = {".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
@@ -68,12 +69,6 @@ class BulkConfig(BaseModel):
         """What makes outputs comparable: the stage configuration (not paths or worker counts)."""
         relevant = json.dumps({"app": self.app, "serve_url": self.serve_url}, sort_keys=True)
         return hashlib.sha256(relevant.encode()).hexdigest()[:16]
-
-
-def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), str(Path(uri).resolve())
 
 
 def list_inputs(spec: str) -> list[str]:

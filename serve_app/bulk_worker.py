@@ -17,6 +17,17 @@ COLUMNS = ("doc_id", "source", "fingerprint", "status", "error_kind", "error", "
 TRANSIENT = ("recognition_failed", "deadline_exceeded", "internal_error", "overloaded", "replica_lost")
 
 
+def filesystem(uri: str):
+    """(pyarrow filesystem, path) for a URI (s3://, gs://, ...) or a local path (made absolute)."""
+    import pyarrow.fs as pafs
+
+    if "://" in uri:
+        return pafs.FileSystem.from_uri(uri)
+    from pathlib import Path
+
+    return pafs.LocalFileSystem(), str(Path(uri).resolve())
+
+
 def read_source(source: str) -> bytes:
     if source.startswith(("http://", "https://")):
         import httpx
@@ -24,9 +35,7 @@ def read_source(source: str) -> bytes:
         response = httpx.get(source, timeout=60, follow_redirects=True)
         response.raise_for_status()
         return response.content
-    import pyarrow.fs as pafs
-
-    fs, path = pafs.FileSystem.from_uri(source) if "://" in source else (pafs.LocalFileSystem(), source)
+    fs, path = filesystem(source)
     with fs.open_input_stream(path) as stream:
         return stream.read()
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from deployments.renderer import InputError
 from serve_app import metrics
-from serve_app.assemble import concatenate_markdown, page_from_pruned, page_markdown, pruned_result, restructure_pages
+from serve_app.assemble import page_from_pruned, page_markdown, pruned_result, restructure_pages
 from serve_app.config import AppConfig
 from serve_app.inputs import FileError, load_file
 from serve_app.options import UnsupportedOption, check_supported
@@ -75,7 +75,7 @@ class Ingress:
         except ValidationError as exc:
             raise ApiError(422, json.dumps(exc.errors(include_url=False, include_context=False), default=str)) from None
 
-    async def _guarded(self, log_id: str, work):
+    async def _guarded(self, work):
         """Backpressure (429 with Retry-After) and error mapping around one request."""
         cfg = self.config.ingress
         if self.slots.locked() and self.waiting >= cfg.max_waiting_documents:
@@ -104,7 +104,7 @@ class Ingress:
         try:
             req = await self._body(request, InferRequest, log_id)
             log_id = req.logId or log_id
-            result = await self._guarded(log_id, lambda: self._infer(req, log_id))
+            result = await self._guarded(lambda: self._infer(req, log_id))
             metrics.count("documents", status="ok")
             return envelope(log_id, result=result)
         except ApiError as exc:
@@ -186,4 +186,4 @@ class Ingress:
         return envelope(log_id, message="Ready")
 
 
-__all__ = ["api", "Ingress", "concatenate_markdown"]
+__all__ = ["api", "Ingress"]

@@ -98,7 +98,7 @@ class Recognizer:
         """Labels the engine cannot read become images (e.g. tables with the lite engine)."""
         options = request.plan or self.config.plan
         missing = {"table", "formula", "chart"} - set(self.engine.tasks)
-        return replace_options(options, image_fallback=sorted(missing)) if missing else options
+        return options.model_copy(update={"image_fallback": tuple(sorted(missing))}) if missing else options
 
     async def recognize(self, page: PageImage, boxes: list[LayoutBox], request: Optional[PageRequest] = None) -> PageResult:
         """Read every block of ``page``; a failure or an exceeded deadline fails this page only."""
@@ -145,7 +145,3 @@ class Recognizer:
     def _failed(page: PageImage, request: PageRequest, kind: str, message: str) -> PageResult:
         return PageResult(page.page_index, page.width, page.height, PageStatus.FAILED,
                           PageError("recognize", kind, message), page.page_count, model_settings=request.model_settings)
-
-
-def replace_options(options: PlanOptions, **changes) -> PlanOptions:
-    return options.model_copy(update=changes)

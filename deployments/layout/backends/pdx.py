@@ -39,7 +39,8 @@ class PaddleXLayout:
         preds = model._format_output(model.runner(model.pre_ops[-1](datas)))
         out = []
         for pred in preds:
-            rows = np.asarray(pred["boxes"], dtype=np.float64).reshape(-1, np.asarray(pred["boxes"]).shape[-1] or 7)
+            boxes = np.asarray(pred["boxes"], dtype=np.float64)
+            rows = boxes.reshape(-1, boxes.shape[-1] or 7)
             out.append(rows[rows[:, 1] >= score_floor])
         return out
 
