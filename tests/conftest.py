@@ -72,6 +72,7 @@ def run():
 
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # token auth would refuse the Jobs CLI in tests
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # drivers keep a 127.0.0.1 node IP (ray_cluster.py)
 
 
 def free_port() -> int:
@@ -83,15 +84,31 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def ray_session():
-    """Ray and Serve, started once per test session on 127.0.0.1, stopped at the end."""
+def ray_cluster():
+    """A two-node Ray cluster on 127.0.0.1, started once per test session and stopped at its end: a
+    CPU head (16 CPUs) and a second node standing in for a GPU worker (4 CPUs, 2 declared GPUs that
+    CUDA never sees, so stages placed there run on CPU; the resource ``second_node``)."""
+    import shutil
+    import tempfile
+
+    from ray_cluster import LocalCluster
+
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths have a length limit
+    cluster = LocalCluster(temp, free_port(), free_port()).start(head_cpus=16, node_cpus=4, node_gpus=2)
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_session(ray_cluster):
+    """This process connected to the session's cluster, with Serve (HTTP on the head only)."""
     import ray
     from ray import serve
 
-    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=16, log_to_driver=False,
-             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "VLLM_PLUGINS": "", "VLLM_HOST_IP": "127.0.0.1"}})
+    ray.init(address=ray_cluster.address, log_to_driver=False)
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
     yield f"http://127.0.0.1:{port}"
     serve.shutdown()
     ray.shutdown()

@@ -1,11 +1,12 @@
-"""Bulk runs: a job stopped mid-way and run again writes every document exactly once (real Ray,
-real lite models, generated corpus with a corrupt and an encrypted PDF); inputs; cluster.yaml."""
+"""Bulk runs as Ray jobs on the session's two-node cluster: a job stopped mid-way and submitted
+again writes every document exactly once (real Jobs API, real lite models, a generated corpus with a
+corrupt and an encrypted PDF); inputs; cluster.yaml."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -30,42 +31,62 @@ def make_corpus(root: Path, n: int = 12) -> list[Path]:
     return files + [root / "corrupt.pdf", root / "secret.pdf", root / "sub" / "figure.png"]
 
 
-def run_bulk(corpus: Path, output: Path, stop_after_shards: int = 0) -> subprocess.CompletedProcess | None:
-    """`python -m serve_app.bulk` in its own process (its own single-node Ray on 127.0.0.1);
-    with ``stop_after_shards`` it is stopped (SIGTERM to its pid) once that many shards exist."""
-    import os
-    import signal
-    import time
-
-    command = [sys.executable, "-m", "serve_app.bulk", "--input", str(corpus), "--output", str(output),
-               "--workers", "2", "--worker-num-cpus", "0.5", "--shard-size", "2", "--flush-every-s", "2",
-               "--progress-every-s", "2"]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": ""}
-    env.pop("RAY_ADDRESS")
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            cwd=Path(__file__).parents[2], start_new_session=True)
-    if stop_after_shards:
-        deadline = time.monotonic() + 300
-        while len(list(output.glob("part-*.parquet"))) < stop_after_shards and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.5)
-        os.killpg(proc.pid, signal.SIGTERM)  # the job and the Ray processes it started, nothing else
-        proc.wait(timeout=120)
-        return None
-    out, _ = proc.communicate(timeout=600)
-    return subprocess.CompletedProcess(command, proc.returncode, out, "")
+def submit(client, corpus: Path, output: Path, config: Path) -> str:
+    """`python -m serve_app.bulk` as a Ray job: rendering tasks anywhere, layout and recognition
+    actors on the second node (they ask for GPU shares; only that node declares GPUs)."""
+    entrypoint = (f"{sys.executable} -m serve_app.bulk --input {corpus} --output {output} --config {config} "
+                  "--recognize-workers 2 --recognize-batch 2 --shard-size 2 --flush-every-s 2 "
+                  "--progress-every-s 2 --markdown-files --jsonl")
+    return client.submit_job(entrypoint=entrypoint)
 
 
-def test_stopped_job_resumes_and_every_document_is_written_once(tmp_path):
-    corpus, output = tmp_path / "corpus", tmp_path / "out"
+def wait(client, job: str, timeout: float = 600, until=None):
+    from ray.job_submission import JobStatus
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.get_job_status(job)
+        if status in (JobStatus.STOPPED, JobStatus.SUCCEEDED, JobStatus.FAILED) or (until and until()):
+            return status
+        time.sleep(0.5)
+    client.stop_job(job)
+    raise AssertionError(f"job {job} still {client.get_job_status(job)} after {timeout} s:\n"
+                         + client.get_job_logs(job)[-3000:])
+
+
+def shards(output: Path) -> list[Path]:
+    return sorted((output / "parquet").glob("part-*.parquet"))
+
+
+def test_job_on_two_nodes_stopped_and_resubmitted_writes_every_document_once(ray_cluster, tmp_path):
+    from ray.job_submission import JobStatus, JobSubmissionClient
+    from ray.util.state import list_actors
+
+    corpus, output, config = tmp_path / "corpus", tmp_path / "out", tmp_path / "app.yaml"
     files = make_corpus(corpus)
-    run_bulk(corpus, output, stop_after_shards=1)
-    written_before = pq.read_table(output).num_rows
-    assert 0 < written_before < len(files)
-    done = run_bulk(corpus, output)
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert f"{len(files) - written_before} to parse" in done.stdout and "[bulk] summary" in done.stdout
-    table = pq.read_table(output)
+    config.write_text("layout: {num_gpus: 0.25, num_cpus: 0.25}\nrecognizer: {num_gpus: 0.5, num_cpus: 0.25}\n")
+    client = JobSubmissionClient(ray_cluster.dashboard)
+
+    first = submit(client, corpus, output, config)
+    assert wait(client, first, until=lambda: len(shards(output)) >= 1) == JobStatus.RUNNING
+    client.stop_job(first)  # SIGTERM: the driver writes what is complete, then exits
+    assert wait(client, first) == JobStatus.STOPPED
+    written_before = pq.read_table(output / "parquet").num_rows
+    assert 0 < written_before < len(files), client.get_job_logs(first)[-3000:]
+
+    second = submit(client, corpus, output, config)
+    assert wait(client, second) == JobStatus.SUCCEEDED, client.get_job_logs(second)[-3000:]
+    logs = client.get_job_logs(second)
+    assert f"{written_before} written earlier" in logs and "[bulk] summary" in logs
+
+    nodes = {n["node_id"]: n for n in ray_cluster.nodes()}
+    gpu_node = next(i for i, n in nodes.items() if "second_node" in n["resources_total"])
+    job_id = client.get_job_info(second).job_id
+    workers = [a for a in list_actors(address=ray_cluster.dashboard, filters=[("job_id", "=", job_id)], limit=1000)
+               if "LayoutWorker" in a.class_name or "RecognizeWorker" in a.class_name]
+    assert len(workers) == 3 and {a.node_id for a in workers} == {gpu_node}
+
+    table = pq.read_table(output / "parquet")
     sources = table.column("source").to_pylist()
     assert sorted(sources) == sorted(str(f) for f in files)  # none missing, none twice
     status = dict(zip(sources, table.column("status").to_pylist()))
@@ -73,11 +94,20 @@ def test_stopped_job_resumes_and_every_document_is_written_once(tmp_path):
     assert kinds[str(corpus / "corrupt.pdf")] == "corrupt_pdf" and kinds[str(corpus / "secret.pdf")] == "encrypted_pdf"
     assert sum(s == "ok" for s in status.values()) == len(files) - 2
     summary = json.loads((output / "_SUMMARY.json").read_text())
-    assert summary["skipped"] == written_before and summary["job_status"] == "ok"
-    markdown = dict(zip(sources, table.column("markdown").to_pylist()))
-    assert "Document 3, page 1:" in markdown[str(corpus / "doc03.pdf")][0]
-    again = run_bulk(corpus, output)
-    assert "0 to parse" in again.stdout and pq.read_table(output).num_rows == len(files)
+    assert summary["skipped"] == written_before and summary["documents"] == len(files) - written_before
+    assert summary["job_status"] == "ok" and summary["failures_by_kind"] == {"corrupt_pdf": 1, "encrypted_pdf": 1}
+    rows = {r["source"]: r for r in table.to_pylist()}
+    doc = rows[str(corpus / "doc04.pdf")]
+    assert doc["page_count"] == 2 and doc["pages_ok"] == 2 and "page 2:" in doc["markdown"][1]
+    assert "parsing_res_list" in json.loads(doc["pruned_result"][1])
+    assert (output / "markdown" / f"{doc['doc_id']}.md").read_text().startswith(doc["markdown"][0])
+    jsonl = [json.loads(line) for f in sorted((output / "jsonl").glob("*.jsonl")) for line in f.open()]
+    assert sorted(r["source"] for r in jsonl) == sorted(sources)
+
+    third = submit(client, corpus, output, config)
+    assert wait(client, third) == JobStatus.SUCCEEDED
+    assert pq.read_table(output / "parquet").num_rows == len(files)
+    assert json.loads((output / "_SUMMARY.json").read_text())["skipped"] == len(files)
 
 
 def test_inputs_from_directory_glob_and_manifests(tmp_path):

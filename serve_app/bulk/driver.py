@@ -1,0 +1,116 @@
+"""The job's driver: lists the corpus, builds the Ray Data pipeline, reassembles documents, writes
+shards, prints progress and the summary, and decides the exit status."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+from serve_app.bulk.assemble import Assembler, Progress
+from serve_app.bulk.config import BulkConfig, parse_args
+from serve_app.bulk.io import completed, list_inputs, write_shard, write_summary
+from serve_app.bulk.stages import LayoutWorker, RecognizeWorker, ServeWorker, render_document
+
+log = logging.getLogger("serve_app.bulk")
+
+
+def run(config: BulkConfig) -> int:
+    from serve_app.config import load_config
+
+    app = load_config(config.app)  # validated before any work starts
+    fingerprint = config.fingerprint()
+    sources = list_inputs(config.input)
+    done = completed(config.output, fingerprint, config.retry_failed)
+    if config.skip_by == "source":
+        items = [{"source": s, "done_hash": ""} for s in sources if s not in done]
+    else:
+        items = [{"source": s, "done_hash": done.get(s, "")} for s in sources]
+    progress = Progress(len(sources), len(sources) - len(items), config.progress_every_s)
+    print(f"[bulk] {len(sources)} documents, {len(done)} written earlier with fingerprint {fingerprint} "
+          f"(skipped by {config.skip_by})", flush=True)
+    status = _stream(config, app, fingerprint, items, progress) if items else "ok"
+    summary = progress.summary()
+    if status == "ok" and progress.failure_rate() > config.max_doc_error_rate:
+        status = "failed"
+    summary["job_status"] = status
+    write_summary(config.output, summary)
+    print("[bulk] summary " + json.dumps(summary), flush=True)
+    return 0 if status == "ok" else 1
+
+
+def pipeline(config: BulkConfig, app, items: list[dict]):
+    """The Ray Data dataset of page result rows (streaming; nothing runs until iterated)."""
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    ds = ray.data.from_items(items, override_num_blocks=min(len(items), 4096))
+    if config.serve_url:
+        return ds.map_batches(ServeWorker, batch_size=1, batch_format="numpy", num_cpus=0.25,
+                              compute=ActorPoolStrategy(size=config.serve_clients),
+                              fn_constructor_kwargs={"serve_url": config.serve_url})
+    ds = ds.flat_map(render_document, fn_kwargs={"renderer": app.renderer.model_dump(mode="json")},
+                     num_cpus=config.render_num_cpus)
+    ds = ds.map_batches(LayoutWorker, batch_size=app.layout.batch_size, batch_format="numpy",
+                        compute=ActorPoolStrategy(size=config.layout_workers), **_resources(app.layout),
+                        fn_constructor_kwargs={"layout": app.layout.model_dump(mode="json")})
+    return ds.map_batches(RecognizeWorker, batch_size=config.recognize_batch, batch_format="numpy",
+                          compute=ActorPoolStrategy(size=config.recognize_workers),
+                          **_resources(app.recognizer),
+                          fn_constructor_kwargs={"recognizer": app.recognizer.model_dump(mode="json"),
+                                                 "retries": config.page_retries, "backoff": config.retry_backoff_s})
+
+
+def _resources(stage) -> dict:
+    return {"num_cpus": stage.num_cpus, **({"num_gpus": stage.num_gpus} if stage.num_gpus else {})}
+
+
+def _stream(config: BulkConfig, app, fingerprint: str, items: list[dict], progress: Progress) -> str:
+    assembler = Assembler(fingerprint, config.max_page_error_rate)
+    buffer: list[dict] = []
+    last_flush, status = time.monotonic(), "ok"
+    try:
+        for page in pipeline(config, app, items).iter_rows():
+            row = assembler.add(page)
+            if row is None:
+                continue
+            progress.add(row)
+            if row["status"] != "skipped":
+                buffer.append(row)
+            if len(buffer) >= config.shard_size or time.monotonic() - last_flush >= config.flush_every_s:
+                write_shard(config.output, buffer, config.markdown_files, config.jsonl)
+                buffer, last_flush = [], time.monotonic()
+            if progress.documents >= config.abort_after and progress.failure_rate() > config.max_doc_error_rate:
+                print(f"[bulk] stopping: {progress.failure_rate():.0%} of {progress.documents} documents failed "
+                      f"(max_doc_error_rate {config.max_doc_error_rate}); see failures_by_kind", flush=True)
+                status = "aborted"
+                break
+    except KeyboardInterrupt:  # `ray job stop` (SIGTERM) or Ctrl-C: keep what is complete
+        print("[bulk] stopped; documents in flight are parsed again by the next run", flush=True)
+        status = "stopped"
+    finally:
+        if buffer:
+            write_shard(config.output, buffer, config.markdown_files, config.jsonl)
+    return status
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    if not os.environ.get("RAY_ADDRESS"):  # a local run: its own single-node Ray, on loopback only
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's switch for a loopback node IP
+    import ray
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = parse_args(argv, description=(sys.modules["serve_app.bulk"].__doc__ or "").split("\n\n")[0])
+    signal.signal(signal.SIGTERM, _interrupt)
+    if os.environ.get("RAY_ADDRESS"):  # inside `ray job submit`, or pointed at a cluster
+        ray.init(log_to_driver=False)
+    else:
+        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
+    return run(config)

@@ -1,0 +1,84 @@
+"""A real two-node Ray cluster on 127.0.0.1 for the test session: a head (`ray start --head`) and a
+second node (`ray start --address`) with its own resources, each a `ray start --block` process
+that this module starts and stops by pid (SIGTERM makes it stop the Ray processes it started).
+
+Loopback only: `ray start` rewrites a 127.0.0.1 node address to the machine's outward IP, so the
+two CLI processes run with that one rewrite turned off, and every Ray process they start gets
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (Ray's own switch for a loopback node IP; it only refuses
+`ray start --address` itself, which the CLI wrapper allows)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RAY_START = ("import sys, ray._private.services as services, ray._private.ray_constants as constants; "
+             "constants.ENABLE_RAY_CLUSTER = True; services.resolve_ip_for_localhost = lambda host: host; "
+             "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()")
+ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+       "HF_HUB_OFFLINE": "1", "VLLM_PLUGINS": "", "VLLM_HOST_IP": "127.0.0.1", "TRANSFORMERS_VERBOSITY": "error"}
+
+
+class LocalCluster:
+    def __init__(self, temp_dir: Path, gcs_port: int, dashboard_port: int):
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        self.temp_dir, self.gcs_port, self.dashboard_port = temp_dir, gcs_port, dashboard_port
+        self.address = f"127.0.0.1:{gcs_port}"
+        self.dashboard = f"http://127.0.0.1:{dashboard_port}"
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, head_cpus: int = 16, node_cpus: int = 4, node_gpus: int = 0, node_resources: dict | None = None,
+              object_store_mb: int = 1500, timeout: float = 180) -> "LocalCluster":
+        common = ["--node-ip-address=127.0.0.1", "--block", "--disable-usage-stats",
+                  f"--object-store-memory={object_store_mb * 2**20}"]
+        self._spawn("head", ["--head", f"--port={self.gcs_port}", f"--num-cpus={head_cpus}", "--num-gpus=0",
+                             "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                             f"--dashboard-port={self.dashboard_port}", f"--temp-dir={self.temp_dir}", *common])
+        self.wait_for_nodes(1, timeout)
+        self._spawn("node", [f"--address={self.address}", f"--num-cpus={node_cpus}", f"--num-gpus={node_gpus}",
+                             f"--resources={json.dumps(node_resources or {'second_node': 1})}", *common])
+        self.wait_for_nodes(2, timeout)
+        return self
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = open(self.temp_dir / f"ray-{name}.log", "wb")
+        self.procs.append(subprocess.Popen([sys.executable, "-c", RAY_START, "start", *args], stdout=log,
+                                           stderr=subprocess.STDOUT, env={**os.environ, **ENV}))
+
+    def nodes(self) -> list[dict]:
+        import httpx
+
+        try:
+            reply = httpx.get(f"{self.dashboard}/api/v0/nodes", timeout=10).json()
+        except (httpx.HTTPError, ValueError):
+            return []
+        return [n for n in reply["data"]["result"]["result"] if n["state"] == "ALIVE"]
+
+    def wait_for_nodes(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.nodes()) >= count:
+                return
+            if any(p.poll() is not None for p in self.procs):
+                break
+            time.sleep(1)
+        self.stop()
+        logs = "\n".join((self.temp_dir / f"ray-{n}.log").read_text(errors="replace")[-2000:]
+                         for n in ("head", "node") if (self.temp_dir / f"ray-{n}.log").exists())
+        raise RuntimeError(f"the Ray cluster did not reach {count} live nodes in {timeout:.0f} s:\n{logs}")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):  # the second node first, then the head
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.procs.clear()
