@@ -22,6 +22,7 @@ class BulkConfig(BaseModel):
     layout_workers: int = Field(1, ge=1, description="Layout actors (resources from the layout config).")
     recognize_workers: int = Field(1, ge=1, description="Recognition actors, each with an engine.")
     recognize_batch: int = Field(32, ge=1, description="Pages one recognition actor reads at once.")
+    object_store_gb: float = Field(2.0, gt=0, description="Object store the pipeline may fill (page images in flight).")
     serve_clients: int = Field(4, ge=1, description="With --serve-url: documents sent at once.")
     shard_size: int = Field(32, ge=1, description="Documents per output shard.")
     flush_every_s: float = Field(30.0, gt=0, description="Write a shard at least this often (while documents arrive).")

@@ -45,8 +45,10 @@ def run(config: BulkConfig) -> int:
 def pipeline(config: BulkConfig, app, items: list[dict]):
     """The Ray Data dataset of page result rows (streaming; nothing runs until iterated)."""
     import ray
-    from ray.data import ActorPoolStrategy
+    from ray.data import ActorPoolStrategy, DataContext
 
+    options = DataContext.get_current().execution_options  # bounds the images in flight, whatever the corpus
+    options.resource_limits = options.resource_limits.copy(object_store_memory=int(config.object_store_gb * 2**30))
     ds = ray.data.from_items(items, override_num_blocks=min(len(items), 4096))
     if config.serve_url:
         return ds.map_batches(ServeWorker, batch_size=1, batch_format="numpy", num_cpus=0.25,

@@ -270,3 +270,23 @@ def test_killed_recognizer_replica_fails_cleanly_and_the_server_recovers(client)
     while client.get("/health/ready").json()["errorCode"] != 0 and time.monotonic() < deadline:
         time.sleep(2)
     ok(parse(client, text_pdf(1), visualize=False))
+
+
+def test_bulk_serve_worker_sends_documents_to_the_running_application(base_url, tmp_path):
+    """`python -m serve_app.bulk --serve-url`: each document through the API, pages back as rows."""
+    import numpy as np
+
+    from serve_app.bulk.assemble import Assembler
+    from serve_app.bulk.stages import ServeWorker
+
+    (tmp_path / "two.pdf").write_bytes(text_pdf(2, "Served page {n}. "))
+    (tmp_path / "bad.pdf").write_bytes(corrupt_pdf())
+    sources = [str(tmp_path / "two.pdf"), str(tmp_path / "bad.pdf"), str(tmp_path / "gone.pdf")]
+    batch = ServeWorker(base_url)({"source": np.array(sources, dtype=object), "done_hash": np.array(["", "", ""])})
+    assembler = Assembler("fp", 0.5)
+    rows = {r["source"]: r for r in (assembler.add(dict(zip(batch, values))) for values in zip(*batch.values())) if r}
+    two = rows[sources[0]]
+    assert two["status"] == "ok" and two["page_count"] == 2 and "Served page 2" in two["markdown"][1]
+    assert json.loads(two["pruned_result"][0])["parsing_res_list"]
+    assert rows[sources[1]]["status"] == "failed" and rows[sources[1]]["error_kind"] == "http_422"
+    assert rows[sources[2]]["error_kind"] == "unreadable_source"
