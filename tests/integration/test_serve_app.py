@@ -279,14 +279,14 @@ def test_bulk_serve_worker_sends_documents_to_the_running_application(base_url, 
     from serve_app.bulk.assemble import Assembler
     from serve_app.bulk.stages import ServeWorker
 
-    (tmp_path / "two.pdf").write_bytes(text_pdf(2, "Served page {n}. "))
+    (tmp_path / "two.pdf").write_bytes(text_pdf(2, "Served document, page {n}: some words to read. "))
     (tmp_path / "bad.pdf").write_bytes(corrupt_pdf())
     sources = [str(tmp_path / "two.pdf"), str(tmp_path / "bad.pdf"), str(tmp_path / "gone.pdf")]
     batch = ServeWorker(base_url)({"source": np.array(sources, dtype=object), "done_hash": np.array(["", "", ""])})
     assembler = Assembler("fp", 0.5)
     rows = {r["source"]: r for r in (assembler.add(dict(zip(batch, values))) for values in zip(*batch.values())) if r}
     two = rows[sources[0]]
-    assert two["status"] == "ok" and two["page_count"] == 2 and "Served page 2" in two["markdown"][1]
+    assert two["status"] == "ok" and two["page_count"] == 2 and "page 2:" in two["markdown"][1]
     assert json.loads(two["pruned_result"][0])["parsing_res_list"]
     assert rows[sources[1]]["status"] == "failed" and rows[sources[1]]["error_kind"] == "http_422"
     assert rows[sources[2]]["error_kind"] == "unreadable_source"
