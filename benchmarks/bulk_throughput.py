@@ -25,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a loopback node IP
 
 import psutil  # noqa: E402
 
@@ -110,12 +109,13 @@ def main() -> None:
     parser.add_argument("--memory", default="", help="Corpus sizes for the memory runs, e.g. 100,1000")
     parser.add_argument("--skip-loop", action="store_true", help="Leave out the plain-loop baseline.")
     args = parser.parse_args()
-    import ray
+    from serve_app.launch import init_local_ray
 
     tmp = Path(tempfile.mkdtemp(prefix="bulk-bench-"))
     app = app_config(args.setup)
-    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"VLLM_PLUGINS": "", "VLLM_HOST_IP": "127.0.0.1", "HF_HUB_OFFLINE": "1"}})
+    init_local_ray(log_to_driver=False,
+                   runtime_env={"env_vars": {"VLLM_PLUGINS": "", "VLLM_HOST_IP": "127.0.0.1", "HF_HUB_OFFLINE": "1"}})
+    import ray  # after init_local_ray, which must come before ray's first import
     report: dict = {"setup": args.setup, "cores": os.cpu_count(), "pages_per_doc": PAGES_PER_DOC}
     docs = corpus(tmp / "corpus", args.pages)
     rate, pages, _ = bulk(tmp / "corpus", tmp / "out", app)

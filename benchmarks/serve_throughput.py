@@ -109,13 +109,15 @@ def main() -> None:
     args = parser.parse_args()
     docs = documents(args.docs)
     config = app_config(args.setup)
-    import ray
+    from serve_app.launch import init_local_ray
+
+    init_local_ray(log_to_driver=False,
+                   runtime_env={"env_vars": {"VLLM_PLUGINS": "", "VLLM_HOST_IP": "127.0.0.1", "HF_HUB_OFFLINE": "1"}})
+    import ray  # after init_local_ray, which must come before ray's first import
     from ray import serve
 
     from serve_app import build_app
 
-    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"VLLM_PLUGINS": "", "VLLM_HOST_IP": "127.0.0.1", "HF_HUB_OFFLINE": "1"}})
     serve.start(http_options={"host": "127.0.0.1", "port": 8099})
     serve.run(build_app(config), name="bench")
     url = "http://127.0.0.1:8099"

@@ -14,18 +14,30 @@ from pathlib import Path
 import yaml
 
 
+def init_local_ray(loopback: bool = True, **kwargs) -> None:
+    """``ray.init`` of a single-node Ray; with ``loopback`` its processes bind 127.0.0.1 only. Ray
+    rewrites a loopback node address to the machine's outward IP unless
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (its switch for a loopback node IP), which it reads when
+    it is first imported: call this before anything imports ray."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if loopback:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        kwargs["_node_ip_address"] = "127.0.0.1"
+    import ray
+
+    ray.init(include_dashboard=False, **kwargs)
+
+
 def serve_forever(config_path: str) -> int:
     spec = yaml.safe_load(Path(config_path).read_text())
     http = spec.get("http_options") or {}
     host, port = http.get("host", "127.0.0.1"), int(http.get("port", 8000))
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    init_local_ray(loopback=host in ("127.0.0.1", "localhost"))
     import ray
     from ray import serve
 
     from serve_app.app import build_app
 
-    node_ip = "127.0.0.1" if host in ("127.0.0.1", "localhost") else None
-    ray.init(_node_ip_address=node_ip, include_dashboard=False)
     serve.start(http_options={"host": host, "port": port})
     for application in spec["applications"]:
         serve.run(build_app(application.get("args") or {}), name=application.get("name", "default"),

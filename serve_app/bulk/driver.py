@@ -15,8 +15,6 @@ from serve_app.bulk.config import BulkConfig, parse_args
 from serve_app.bulk.io import completed, list_inputs, write_shard, write_summary
 from serve_app.bulk.stages import LayoutWorker, RecognizeWorker, ServeWorker, render_document
 
-log = logging.getLogger("serve_app.bulk")
-
 
 def run(config: BulkConfig) -> int:
     from serve_app.config import load_config
@@ -104,15 +102,15 @@ def _interrupt(signum, frame):
 
 
 def main(argv=None) -> int:
-    if not os.environ.get("RAY_ADDRESS"):  # a local run: its own single-node Ray, on loopback only
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's switch for a loopback node IP
-    import ray
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = parse_args(argv, description=(sys.modules["serve_app.bulk"].__doc__ or "").split("\n\n")[0])
     signal.signal(signal.SIGTERM, _interrupt)
     if os.environ.get("RAY_ADDRESS"):  # inside `ray job submit`, or pointed at a cluster
+        import ray
+
         ray.init(log_to_driver=False)
-    else:
-        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
+    else:  # a local run: its own single-node Ray on 127.0.0.1
+        from serve_app.launch import init_local_ray
+
+        init_local_ray(log_to_driver=False)
     return run(config)
