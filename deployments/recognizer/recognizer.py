@@ -112,12 +112,12 @@ class Recognizer:
         try:
             outputs = await asyncio.wait_for(self._read_blocks(plan, request), timeout)
         except asyncio.TimeoutError:
-            return self._failed(page, request, "deadline_exceeded",
+            return self.failed_page(page, request, "deadline_exceeded",
                                 f"page {page.page_index + 1} was not read within {timeout:g} s; its blocks were "
                                 "cancelled. Raise the request deadline or page_timeout_s, or add recognizer replicas")
         except Exception as exc:  # noqa: BLE001 - an engine error fails this page, not the server
             log.exception("recognition failed on page %s of %s", page.page_index, page.doc_id)
-            return self._failed(page, request, "recognition_failed", f"the recognition engine failed: {exc}")
+            return self.failed_page(page, request, "recognition_failed", f"the recognition engine failed: {exc}")
         settings = dict(request.model_settings)
         if options.image_fallback:
             settings["recognized_as_images"] = list(options.image_fallback)
@@ -142,6 +142,6 @@ class Recognizer:
             skip_special_tokens=block.prompt != "Spotting:")
 
     @staticmethod
-    def _failed(page: PageImage, request: PageRequest, kind: str, message: str) -> PageResult:
+    def failed_page(page: PageImage, request: PageRequest, kind: str, message: str) -> PageResult:
         return PageResult(page.page_index, page.width, page.height, PageStatus.FAILED,
                           PageError("recognize", kind, message), page.page_count, model_settings=request.model_settings)

@@ -144,9 +144,11 @@ class RecognizeWorker:
 
     def __init__(self, recognizer: dict, retries: int, backoff: list[float]):
         from deployments.recognizer.config import RecognizerConfig
-        from deployments.recognizer.recognizer import Recognizer
+        from deployments.recognizer.recognizer import PageRequest, Recognizer
+        from serve_app.settings import model_settings
 
         self.retries, self.backoff = retries, backoff or [0.0]
+        self.request = PageRequest(model_settings=model_settings())
         self.loop = asyncio.new_event_loop()
         self.recognizer = Recognizer(RecognizerConfig(**recognizer))
         self.loop.run_until_complete(self.recognizer.start())
@@ -159,21 +161,19 @@ class RecognizeWorker:
         return await asyncio.gather(*(self._read(row) for row in rows))
 
     async def _read(self, row: dict) -> dict:
-        from deployments.recognizer.recognizer import PageRequest
         from serve_app.assemble import page_markdown, pruned_result
-        from serve_app.settings import model_settings
 
         out = {k: row[k] for k in ("source", "doc_id", "page_index", "page_count", "started")}
         if row["page_index"] < 0:
             return {**out, "status": "failed", "error_kind": row["error_kind"], "error": row["error"],
                     "markdown": "", "pruned_result": ""}
         page, boxes = _page(row), _boxes(row["boxes"])
-        request = PageRequest(model_settings=model_settings())
         for attempt in range(self.retries + 1):
             try:
-                result = await self.recognizer.recognize(page, boxes, request)
+                result = await self.recognizer.recognize(page, boxes, self.request)
             except Exception as exc:  # noqa: BLE001 - an unexpected error fails this page, retried
-                result = _failed(page, exc, request)
+                result = self.recognizer.failed_page(page, self.request, "internal_error",
+                                                     f"{type(exc).__name__}: {exc}")
             if result.ok or result.error.kind not in TRANSIENT or attempt == self.retries:
                 break
             await asyncio.sleep(self.backoff[min(attempt, len(self.backoff) - 1)])
@@ -189,14 +189,6 @@ def _boxes(text: str):
 
     return [LayoutBox(b["cls_id"], b["label"], b["score"], tuple(b["coordinate"]), b["order"])
             for b in json.loads(text or "[]")]
-
-
-def _failed(page, exc: Exception, request):
-    from deployments.datamodel import PageError, PageResult, PageStatus
-
-    error = PageError("recognition", "internal_error", f"{type(exc).__name__}: {exc}")
-    return PageResult(page.page_index, page.width, page.height, PageStatus.FAILED, error, page.page_count,
-                      model_settings=request.model_settings)
 
 
 class ServeWorker:
