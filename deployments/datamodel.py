@@ -7,7 +7,7 @@ cheap to build per block, and free of any model or Ray import. Images are RGB ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Optional
 
@@ -139,7 +139,9 @@ class PageResult:
     page_count: Optional[int] = None
     layout_boxes: list[LayoutBox] = field(default_factory=list)
     blocks: list[BlockResult] = field(default_factory=list)
-    model_settings: dict[str, Any] = field(default_factory=dict)
+    #: Kinds the engine could not read and kept as images (e.g. tables with the lite engine): a
+    #: fact about this page's reading, reported in ``model_settings`` and used by the Markdown.
+    recognized_as_images: tuple[str, ...] = ()
     #: RGB crops of image-like regions keyed by their Markdown path (``imgs/...jpg``).
     images: dict[str, np.ndarray] = field(default_factory=dict)
     #: ``Spotting:`` results ({rec_polys, rec_texts}) when the page was read with that prompt.
@@ -150,6 +152,15 @@ class PageResult:
     @property
     def ok(self) -> bool:
         return self.status is PageStatus.OK
+
+    @classmethod
+    def failed(cls, page: PageImage, error: PageError) -> "PageResult":
+        """The one constructor of a failed page: the page's identity and size, the error, no blocks."""
+        return cls(page.page_index, page.width, page.height, PageStatus.FAILED, error, page.page_count)
+
+    def without_images(self) -> "PageResult":
+        """A copy without the image crops (what crosses a process boundary once images are encoded)."""
+        return replace(self, images={})
 
 
 @dataclass(slots=True)

@@ -32,6 +32,9 @@ class InputError(ValueError):
         super().__init__(message)
         self.kind = kind
 
+    def __reduce__(self):  # crosses Serve handles as itself
+        return type(self), (self.kind, str(self))
+
 
 class RendererConfig(BaseModel):
     """Rendering settings. Example (YAML): ``{scale: 2.0, max_page_pixels: 40000000}``."""
@@ -59,19 +62,34 @@ def sniff_kind(data: bytes) -> FileKind:
     return "pdf" if b"%PDF-" in data[:1024] else "image"
 
 
+def check_page_ranges(spec: Optional[str]) -> list[tuple[int, int]]:
+    """'1-3,5' → [(1, 3), (5, 5)]: the syntax alone (the page count is not known yet)."""
+    ranges: list[tuple[int, int]] = []
+    for part in (spec or "").replace(" ", "").split(","):
+        if not part and not spec:
+            continue
+        lo, _, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi) if hi else int(lo)
+        except ValueError:
+            raise InputError("bad_page_range", f"{spec!r} is not like '1-3,5' (1-based, inclusive)") from None
+        if first < 1:
+            raise InputError("bad_page_range", f"{part!r} starts below 1; pages are numbered from 1")
+        if first > last:
+            raise InputError("bad_page_range", f"{part!r} is reversed; write '{last}-{first}'")
+        ranges.append((first, last))
+    return ranges
+
+
 def parse_page_ranges(spec: Optional[str], page_count: int) -> list[int]:
     """'1-3,5' (1-based, inclusive) → [0, 1, 2, 4]; None or '' → every page."""
     if not spec:
         return list(range(page_count))
     pages: list[int] = []
-    for part in spec.replace(" ", "").split(","):
-        lo, _, hi = part.partition("-")
-        try:
-            first, last = int(lo), int(hi) if hi else int(lo)
-        except ValueError:
-            raise InputError("bad_page_range", f"page range {spec!r} is not like '1-3,5' (1-based, inclusive)") from None
-        if not 1 <= first <= last <= page_count:
-            raise InputError("bad_page_range", f"page range {part!r} is outside 1-{page_count} (the document has {page_count} pages)")
+    for first, last in check_page_ranges(spec):
+        if last > page_count:
+            raise InputError("bad_page_range", f"page range {first}-{last} is outside 1-{page_count} (the document "
+                             f"has {page_count} pages)")
         pages.extend(i - 1 for i in range(first, last + 1) if i - 1 not in pages)
     return pages
 

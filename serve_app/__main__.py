@@ -10,20 +10,26 @@ from pathlib import Path
 
 def _restructure(args) -> int:
     from serve_app.assemble import concatenate_markdown, page_from_pruned, page_markdown, pruned_result, restructure_pages
+    from serve_app.options import ParseOptions
 
-    pages = []
+    pages, settings = [], {}
     for n, path in enumerate(args.results):
         try:
-            pages.append(page_from_pruned(json.loads(Path(path).read_text()), n))
+            pruned = json.loads(Path(path).read_text())
+            pages.append(page_from_pruned(pruned, n))
+            settings = settings or pruned.get("model_settings") or {}
         except (OSError, ValueError, KeyError) as exc:
             print(f"error: {path} is not a prunedResult JSON file ({exc}); pass the files that "
                   "/layout-parsing returned as result.layoutParsingResults[i].prunedResult", file=sys.stderr)
             return 2
-    out = restructure_pages(pages, not args.no_merge_tables, not args.no_relevel_titles, args.concatenate)
+    options = ParseOptions.from_report(settings)  # the options the pages were parsed with
+    out = restructure_pages(pages, not args.no_merge_tables, not args.no_relevel_titles, args.concatenate,
+                            options.use_layout)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     for n, page in enumerate(out):
-        Path(args.out, f"page_{n}.json").write_text(json.dumps(pruned_result(page), indent=2, ensure_ascii=False))
-    markdown = concatenate_markdown([page_markdown(p) for p in out]).lstrip("\n")
+        Path(args.out, f"page_{n}.json").write_text(json.dumps(pruned_result(page, options), indent=2,
+                                                               ensure_ascii=False))
+    markdown = concatenate_markdown([page_markdown(p, options) for p in out]).lstrip("\n")
     Path(args.out, "document.md").write_text(markdown)
     print(f"wrote {len(out)} page(s) and document.md to {args.out}")
     return 0

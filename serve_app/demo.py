@@ -19,7 +19,6 @@ from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.planning import plan_page
 from deployments.recognizer.results import build_page_result
 from serve_app.assemble import page_markdown, pruned_result, visualize
-from serve_app.settings import model_settings
 
 
 def draw_page(spec: dict) -> np.ndarray:
@@ -45,7 +44,7 @@ def run_demo(spec_path: Path, out_dir: Path) -> str:
         if block.needs_model:
             print(f"  {block.prompt:<22} {block.label:<16} {block.image.shape[1]}x{block.image.shape[0]} px")
     result = build_page_result(plan, answers, page_index=0, width=spec["width"], height=spec["height"],
-                               layout_boxes=boxes, model_settings=model_settings(), options=options, page_count=1)
+                               layout_boxes=boxes, options=options, page_count=1)
     markdown = page_markdown(result)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "page.md").write_text(markdown)

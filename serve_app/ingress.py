@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -19,10 +18,10 @@ from serve_app import metrics
 from serve_app.assemble import page_from_pruned, page_markdown, pruned_result, restructure_pages
 from serve_app.config import AppConfig
 from serve_app.inputs import FileError, load_file
-from serve_app.options import UnsupportedOption, check_supported
+from serve_app.options import OptionError, ParseOptions, describe
 from serve_app.parser import DocumentParser, TooManyPages, data_info
-from serve_app.protocol import InferRequest, RestructureRequest
-from serve_app.respond import page_entry
+from serve_app.protocol import InferRequest, InferResponse, RestructureRequest, RestructureResponse
+from serve_app.respond import document_entries
 
 log = logging.getLogger("serve_app")
 api = FastAPI(title="PaddleOCR-VL layout parsing", version="0.1.0",
@@ -73,7 +72,7 @@ class Ingress:
         try:
             return model.model_validate_json(body)
         except ValidationError as exc:
-            raise ApiError(422, json.dumps(exc.errors(include_url=False, include_context=False), default=str)) from None
+            raise ApiError(422, describe(exc)) from None
 
     async def _guarded(self, work):
         """Backpressure (429 with Retry-After) and error mapping around one request."""
@@ -97,7 +96,8 @@ class Ingress:
             metrics.gauge("in_flight", cfg.max_concurrent_documents - self.slots._value)
 
     # -- routes ------------------------------------------------------------------------------
-    @api.post("/layout-parsing", operation_id="infer", openapi_extra=_schema(InferRequest))
+    @api.post("/layout-parsing", operation_id="infer", openapi_extra=_schema(InferRequest),
+              response_model=None, responses={200: {"model": InferResponse}})
     async def infer(self, request: Request) -> JSONResponse:
         log_id = str(uuid.uuid4())
         start = time.perf_counter()
@@ -118,35 +118,34 @@ class Ingress:
         finally:
             metrics.observe("request_seconds", time.perf_counter() - start)
 
+    def options(self, req: InferRequest) -> ParseOptions:
+        """The request's options over this server's defaults (422 on any problem)."""
+        cfg = self.config
+        try:
+            return ParseOptions.from_request(req, cfg.layout.options, cfg.recognizer.plan, cfg.ingress.visualize)
+        except OptionError as exc:
+            raise ApiError(422, str(exc)) from None
+
     async def _infer(self, req: InferRequest, log_id: str) -> dict:
         cfg = self.config.ingress
-        timeout = req.deadlineSeconds or cfg.timeout_s
-        visualize = cfg.visualize if req.visualize is None else req.visualize
+        options = self.options(req)
+        timeout = options.deadline_s or cfg.timeout_s
+        deadline = time.monotonic() + timeout
         try:
-            check_supported(req)
             data, kind = await load_file(req.file, req.fileType, cfg)
-            doc = await asyncio.wait_for(self.parser.parse(data, kind, req, log_id, visualize), timeout)
-        except UnsupportedOption as exc:
-            raise ApiError(422, str(exc)) from None
+            doc = await asyncio.wait_for(self.parser.parse(data, kind, options, log_id, deadline), timeout)
         except FileError as exc:
             raise ApiError(exc.status, str(exc)) from None
         except (InputError, TooManyPages) as exc:
             raise ApiError(422, str(exc)) from None
-        except ValidationError as exc:  # options that pass the schema but not a stage's own checks
-            raise ApiError(422, json.dumps(exc.errors(include_url=False, include_context=False), default=str)) from None
         except asyncio.TimeoutError:
             metrics.count("errors", kind="deadline_exceeded")
             raise ApiError(504, f"the document was not parsed within {timeout:g} s; raise deadlineSeconds "
                            "(or ingress.timeout_s) or send fewer pages") from None
-        pages = doc.pages
-        if req.restructurePages:
-            restructured = restructure_pages([p.result for p in pages], req.mergeTables, req.relevelTitles)
-            for out, result in zip(pages, restructured):
-                out.result = result
-        entries = [page_entry(p, req.prettifyMarkdown, req.showFormulaNumber, req.returnMarkdownImages) for p in pages]
-        return {"layoutParsingResults": entries, "dataInfo": data_info(doc)}
+        return {"layoutParsingResults": document_entries(doc.pages, options), "dataInfo": data_info(doc)}
 
-    @api.post("/restructure-pages", operation_id="restructurePages", openapi_extra=_schema(RestructureRequest))
+    @api.post("/restructure-pages", operation_id="restructurePages", openapi_extra=_schema(RestructureRequest),
+              response_model=None, responses={200: {"model": RestructureResponse}})
     async def restructure(self, request: Request) -> JSONResponse:
         log_id = str(uuid.uuid4())
         try:
@@ -156,12 +155,15 @@ class Ingress:
                 pages = [page_from_pruned(p.prunedResult, n) for n, p in enumerate(req.pages)]
             except (KeyError, TypeError, ValueError) as exc:
                 raise ApiError(422, f"pages[].prunedResult is not a layout-parsing prunedResult ({exc!r})") from None
-            out = restructure_pages(pages, req.mergeTables, req.relevelTitles, req.concatenatePages)
+            settings = req.pages[0].prunedResult.get("model_settings") or {}
+            options = ParseOptions.from_report(settings, pretty=req.prettifyMarkdown,
+                                               show_formula_number=req.showFormulaNumber)
+            out = restructure_pages(pages, req.mergeTables, req.relevelTitles, req.concatenatePages, options.use_layout)
             images: dict[str, str] = {}
             for page in req.pages:
                 images.update(page.markdownImages or {})
-            results = [{"prunedResult": pruned_result(p),
-                        "markdown": {"text": page_markdown(p, req.prettifyMarkdown, req.showFormulaNumber),
+            results = [{"prunedResult": pruned_result(p, options),
+                        "markdown": {"text": page_markdown(p, options),
                                      "images": images if req.returnMarkdownImages else None}} for p in out]
             return envelope(log_id, result={"layoutParsingResults": results})
         except ApiError as exc:

@@ -1,82 +1,233 @@
-"""Request options (API field names) → the stage options (our configs)."""
+"""``ParseOptions``: every per-request option, decided once, read by planning and assembly.
+
+Built from the HTTP request (:meth:`ParseOptions.from_request`, which owns all validation and its
+messages) or, in a bulk job, from the same API-named options given as flags or config. The
+``model_settings`` of each page is :meth:`ParseOptions.report`: output only, never read back.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, Optional, Union
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from deployments.datamodel import PageResult
+from deployments.labels import PROMPT_LABELS, V1_MARKDOWN_IGNORE_LABELS
 from deployments.layout.options import LayoutOptions
-from deployments.recognizer.options import PIXEL_KINDS, PlanOptions, check_prompt_label
-from deployments.recognizer.recognizer import SamplingOptions
+from deployments.recognizer.options import PIXEL_KINDS, PlanOptions
+from deployments.recognizer.recognizer import PageRequest, SamplingOptions
+from deployments.renderer import check_page_ranges
 from serve_app.protocol import InferRequest
-from serve_app.settings import model_settings
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 
-class UnsupportedOption(ValueError):
-    """A request option this server cannot honour (422 with the reason)."""
+class OptionError(ValueError):
+    """A request option this server cannot honour; the message names the option and the fix (422)."""
 
 
-def check_supported(req: InferRequest) -> None:
+class MarkdownOptions(BaseModel):
+    """How a page's blocks are written as Markdown (and as ``block_content``)."""
+
+    model_config = _FROZEN
+
+    pretty: bool = Field(True, description="prettifyMarkdown: centred HTML for images, tables, titles.")
+    show_formula_number: bool = Field(False, description="showFormulaNumber: \\tag formula numbers.")
+    ignore_labels: Optional[tuple[str, ...]] = Field(
+        None, description="markdownIgnoreLabels: labels left out of the Markdown (None: the official default).")
+    format_block_content: bool = Field(False, description="formatBlockContent: block_content as Markdown.")
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        return V1_MARKDOWN_IGNORE_LABELS if self.ignore_labels is None else self.ignore_labels
+
+
+class RestructureOptions(BaseModel):
+    """Document-level restructuring (``restructurePages``, ``mergeTables``, ``relevelTitles``)."""
+
+    model_config = _FROZEN
+
+    enabled: bool = False
+    merge_tables: bool = True
+    relevel_titles: bool = True
+    concatenate: bool = False
+
+
+class ParseOptions(BaseModel):
+    """Everything one document is parsed with besides the stage configs."""
+
+    model_config = _FROZEN
+
+    layout: LayoutOptions = Field(default_factory=LayoutOptions)
+    use_layout: bool = Field(True, description="useLayoutDetection; off: the whole page is one block.")
+    layout_shape_mode: Literal["rect", "quad", "poly", "auto"] = "auto"
+    prompt_label: str = Field("ocr", description="promptLabel: the block label when layout detection is off.")
+    plan: PlanOptions = Field(default_factory=PlanOptions)
+    sampling: SamplingOptions = Field(default_factory=SamplingOptions)
+    markdown: MarkdownOptions = Field(default_factory=MarkdownOptions)
+    restructure: RestructureOptions = Field(default_factory=RestructureOptions)
+    visualize: bool = Field(True, description="Return the layout visualisations and the input image.")
+    markdown_images: bool = Field(True, description="returnMarkdownImages: Base64 crops with the Markdown.")
+    page_ranges: Optional[str] = Field(None, description="pageRanges: 1-based pages to parse, '1-3,7'.")
+    deadline_s: Optional[float] = Field(None, gt=0, description="deadlineSeconds (None: ingress.timeout_s).")
+
+    @field_validator("prompt_label")
+    @classmethod
+    def _prompt_label(cls, value: str) -> str:
+        if value not in PROMPT_LABELS:
+            raise ValueError(f"must be one of {list(PROMPT_LABELS)}, got {value!r}")
+        return value
+
+    @classmethod
+    def from_request(cls, req: Union[InferRequest, dict[str, Any]], layout: Optional[LayoutOptions] = None,
+                     plan: Optional[PlanOptions] = None, visualize: bool = True) -> "ParseOptions":
+        """The options of one request (API field names). Defaults come from the stage configs
+        (``layout``, ``plan``) and ``ingress.visualize``; every problem raises :class:`OptionError`."""
+        if isinstance(req, dict):
+            try:
+                req = InferRequest.model_validate({"file": "", **req})
+            except ValidationError as exc:
+                raise OptionError(describe(exc)) from None
+        _check_supported(req)
+        plan_options = _plan(req, plan or PlanOptions())
+        return _build(cls, {"prompt_label": "promptLabel", "deadline_s": "deadlineSeconds"},
+                      layout=_layout(req, layout or LayoutOptions()), use_layout=req.useLayoutDetection is not False,
+                      layout_shape_mode=req.layoutShapeMode, prompt_label=(req.promptLabel or "ocr").lower(),
+                      plan=plan_options, sampling=_build(SamplingOptions, _SAMPLING, **_sampling(req)),
+                      markdown=MarkdownOptions(
+                          pretty=req.prettifyMarkdown, show_formula_number=req.showFormulaNumber,
+                          format_block_content=bool(req.formatBlockContent),
+                          ignore_labels=None if req.markdownIgnoreLabels is None else tuple(req.markdownIgnoreLabels)),
+                      restructure=RestructureOptions(enabled=req.restructurePages, merge_tables=req.mergeTables,
+                                                     relevel_titles=req.relevelTitles),
+                      visualize=visualize if req.visualize is None else req.visualize,
+                      markdown_images=req.returnMarkdownImages, page_ranges=_page_ranges(req.pageRanges),
+                      deadline_s=req.deadlineSeconds)
+
+    def page_request(self, timeout_s: Optional[float] = None) -> PageRequest:
+        """What the recognizer reads: planning, sampling and the page's remaining deadline."""
+        return PageRequest(plan=self.plan, sampling=self.sampling, timeout_s=timeout_s)
+
+    def report(self, page: Optional[PageResult] = None) -> dict[str, Any]:
+        """``model_settings`` as PaddleX reports it (plus the kinds this page kept as images)."""
+        settings: dict[str, Any] = {
+            "use_doc_preprocessor": False,
+            "use_layout_detection": self.use_layout,
+            "use_chart_recognition": self.plan.use_chart_recognition,
+            "use_seal_recognition": self.plan.use_seal_recognition,
+            "use_ocr_for_image_block": self.plan.use_ocr_for_image_block,
+            "format_block_content": self.markdown.format_block_content,
+            "merge_layout_blocks": self.plan.merge_layout_blocks,
+            "markdown_ignore_labels": list(self.markdown.ignored),
+            "return_layout_polygon_points": self.layout_shape_mode != "rect",
+        }
+        if page is not None and page.recognized_as_images:
+            settings["recognized_as_images"] = list(page.recognized_as_images)
+        return settings
+
+    @classmethod
+    def from_report(cls, settings: dict[str, Any], **markdown: Any) -> "ParseOptions":
+        """The options a ``prunedResult`` was made with (``/restructure-pages`` has only that)."""
+        plan = PlanOptions(**{k: bool(settings[k]) for k in ("use_chart_recognition", "use_seal_recognition",
+                                                             "use_ocr_for_image_block", "merge_layout_blocks")
+                              if k in settings})
+        ignore = settings.get("markdown_ignore_labels")
+        return cls(use_layout=bool(settings.get("use_layout_detection", True)), plan=plan,
+                   layout_shape_mode="auto" if settings.get("return_layout_polygon_points", True) else "rect",
+                   markdown=MarkdownOptions(ignore_labels=None if ignore is None else tuple(ignore),
+                                            format_block_content=bool(settings.get("format_block_content")),
+                                            **markdown))
+
+
+# API field names of the stage options' fields, for messages.
+_LAYOUT = {"threshold": "layoutThreshold", "nms": "layoutNms", "unclip_ratio": "layoutUnclipRatio",
+           "merge_bboxes_mode": "layoutMergeBboxesMode"}
+_PLAN = {"use_chart_recognition": "useChartRecognition", "use_seal_recognition": "useSealRecognition",
+         "use_ocr_for_image_block": "useOcrForImageBlock", "merge_layout_blocks": "mergeLayoutBlocks",
+         "min_pixels": "minPixels", "max_pixels": "maxPixels", "kind_pixels": "vlmExtraArgs"}
+_SAMPLING = {"temperature": "temperature", "top_p": "topP", "repetition_penalty": "repetitionPenalty",
+             "max_new_tokens": "maxNewTokens"}
+
+
+def _build(model, names: dict[str, str], **values):
+    """``model(**values)``; a validation error names the API field, not ours."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise OptionError(describe(exc, names)) from None
+
+
+def _set(req: InferRequest, names: dict[str, str]) -> dict[str, Any]:
+    return {ours: getattr(req, api) for ours, api in names.items() if getattr(req, api, None) is not None}
+
+
+def _check_supported(req: InferRequest) -> None:
     if req.useDocOrientationClassify or req.useDocUnwarping:
-        raise UnsupportedOption("useDocOrientationClassify/useDocUnwarping are not available on this server "
-                                "(the official default is off); send upright, flat pages")
+        raise OptionError("useDocOrientationClassify/useDocUnwarping: not available on this server (the official "
+                          "default is off); send upright, flat pages")
     if req.outputFormats:
-        raise UnsupportedOption(f"outputFormats {req.outputFormats} is not supported; use the returned Markdown/JSON")
-    for key in req.vlmExtraArgs or {}:
-        kind, _, rest = key.partition("_")
-        if kind not in PIXEL_KINDS or rest not in ("min_pixels", "max_pixels"):
-            raise UnsupportedOption(f"vlmExtraArgs key {key!r} is not supported; supported: "
-                                    f"{[f'{k}_{m}' for k in PIXEL_KINDS for m in ('min_pixels', 'max_pixels')]}")
+        raise OptionError(f"outputFormats: {req.outputFormats} is not supported; use the returned Markdown/JSON")
+    known = [f"{k}_{m}" for k in PIXEL_KINDS for m in ("min_pixels", "max_pixels")]
+    for key, value in (req.vlmExtraArgs or {}).items():
+        if key not in known:
+            raise OptionError(f"vlmExtraArgs: key {key!r} is not supported; supported: {known}")
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise OptionError(f"vlmExtraArgs.{key}: must be a positive integer, got {value!r}")
 
 
-def layout_options(req: InferRequest, default: LayoutOptions) -> LayoutOptions:
-    changes: dict[str, Any] = {}
-    if req.layoutThreshold is not None:
-        changes["threshold"] = req.layoutThreshold
-    if req.layoutNms is not None:
-        changes["nms"] = req.layoutNms
-    if req.layoutUnclipRatio is not None:
-        changes["unclip_ratio"] = req.layoutUnclipRatio
-    if req.layoutMergeBboxesMode is not None:
-        changes["merge_bboxes_mode"] = req.layoutMergeBboxesMode
-    return LayoutOptions(**{**default.model_dump(), **changes}) if changes else default
+def _layout(req: InferRequest, default: LayoutOptions) -> LayoutOptions:
+    changes = _set(req, _LAYOUT)
+    return _build(LayoutOptions, _LAYOUT, **{**default.model_dump(), **changes}) if changes else default
 
 
-def plan_options(req: InferRequest, default: PlanOptions) -> PlanOptions:
-    changes: dict[str, Any] = {}
-    for field, value in (("use_chart_recognition", req.useChartRecognition), ("use_seal_recognition", req.useSealRecognition),
-                         ("use_ocr_for_image_block", req.useOcrForImageBlock), ("merge_layout_blocks", req.mergeLayoutBlocks),
-                         ("min_pixels", req.minPixels), ("max_pixels", req.maxPixels)):
-        if value is not None:
-            changes[field] = value
-    if req.promptLabel and req.promptLabel.lower() == "chart":
-        changes["use_chart_recognition"] = True
-    if req.promptLabel and req.promptLabel.lower() == "seal":
-        changes["use_seal_recognition"] = True
+def _plan(req: InferRequest, default: PlanOptions) -> PlanOptions:
+    changes = {k: v for k, v in _set(req, _PLAN).items() if k != "kind_pixels"}
+    lo, hi = changes.get("min_pixels", default.min_pixels), changes.get("max_pixels", default.max_pixels)
+    if lo and hi and lo > hi:
+        raise OptionError(f"minPixels ({lo}) must not exceed maxPixels ({hi})")
+    label = (req.promptLabel or "").lower()
+    if label in ("chart", "seal"):  # reading a page as a chart/seal turns that recognition on
+        changes[f"use_{label}_recognition"] = True
     extra = req.vlmExtraArgs or {}
     if extra:
-        base = PlanOptions(**{**default.model_dump(), **changes})
+        base = _build(PlanOptions, _PLAN, **{**default.model_dump(), **changes})
         kinds = {}
         for kind in PIXEL_KINDS:
-            lo, hi = base.pixels_for(kind)
             if f"{kind}_min_pixels" in extra or f"{kind}_max_pixels" in extra:
-                kinds[kind] = (int(extra.get(f"{kind}_min_pixels", lo)), int(extra.get(f"{kind}_max_pixels", hi)))
+                lo, hi = base.pixels_for(kind)
+                kinds[kind] = (extra.get(f"{kind}_min_pixels", lo), extra.get(f"{kind}_max_pixels", hi))
+                if kinds[kind][0] > kinds[kind][1]:
+                    raise OptionError(f"vlmExtraArgs: {kind}_min_pixels ({kinds[kind][0]}) must not exceed "
+                                      f"{kind}_max_pixels ({kinds[kind][1]})")
         changes["kind_pixels"] = {**default.kind_pixels, **kinds}
-    return PlanOptions(**{**default.model_dump(), **changes}) if changes else default
+    return _build(PlanOptions, _PLAN, **{**default.model_dump(), **changes}) if changes else default
 
 
-def sampling_options(req: InferRequest) -> SamplingOptions:
-    return SamplingOptions(temperature=req.temperature or 0.0, top_p=req.topP,
-                           repetition_penalty=req.repetitionPenalty, max_new_tokens=req.maxNewTokens)
+def _sampling(req: InferRequest) -> dict[str, Any]:
+    values = _set(req, _SAMPLING)
+    values.setdefault("temperature", 0.0)
+    return values
 
 
-def request_settings(req: InferRequest, plan: PlanOptions) -> dict[str, Any]:
-    """``model_settings`` reported with each page."""
-    return model_settings(
-        use_layout_detection=req.useLayoutDetection is not False, use_chart_recognition=plan.use_chart_recognition,
-        use_seal_recognition=plan.use_seal_recognition, use_ocr_for_image_block=plan.use_ocr_for_image_block,
-        format_block_content=bool(req.formatBlockContent), merge_layout_blocks=plan.merge_layout_blocks,
-        markdown_ignore_labels=req.markdownIgnoreLabels, layout_shape_mode=req.layoutShapeMode)
+def _page_ranges(spec: Optional[str]) -> Optional[str]:
+    try:
+        check_page_ranges(spec)
+    except ValueError as exc:
+        raise OptionError(f"pageRanges: {exc}") from None
+    return spec or None
 
 
-def prompt_label(req: InferRequest) -> str:
-    return check_prompt_label(req.promptLabel)
+def describe(exc: ValidationError, names: Optional[dict[str, str]] = None) -> str:
+    """pydantic's errors for people: ``layoutThreshold: must be in [0, 1], got 3``; one per line."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        parts = [str(part) for part in error["loc"]]
+        if parts and names:
+            parts[0] = names.get(parts[0], parts[0])
+        loc = ".".join(parts)
+        message = error["msg"].removeprefix("Value error, ")
+        got = error.get("input")
+        suffix = "" if not parts or error["type"] == "missing" else f", got {got!r}"
+        lines.append(f"{loc or 'body'}: {message}{suffix}")
+    return "; ".join(dict.fromkeys(lines))
+

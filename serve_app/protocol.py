@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.labels import PROMPT_LABELS
-
-MergeMode = Literal["large", "small", "union"]
+from deployments.layout.options import MergeMode
 
 
 class InferRequest(BaseModel):
-    """``POST /layout-parsing`` body. Only ``file`` is required."""
+    """``POST /layout-parsing`` body. Only ``file`` is required. Types only: the values are
+    checked, with messages naming the field, by ``ParseOptions.from_request``."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -32,12 +31,12 @@ class InferRequest(BaseModel):
     layoutShapeMode: Literal["rect", "quad", "poly", "auto"] = "auto"
     promptLabel: Optional[str] = None
     formatBlockContent: Optional[bool] = None
-    repetitionPenalty: Optional[float] = Field(None, gt=0)
-    temperature: Optional[float] = Field(None, ge=0)
-    topP: Optional[float] = Field(None, gt=0, le=1)
-    minPixels: Optional[int] = Field(None, gt=0)
-    maxPixels: Optional[int] = Field(None, gt=0)
-    maxNewTokens: Optional[int] = Field(None, gt=0)
+    repetitionPenalty: Optional[float] = None
+    temperature: Optional[float] = None
+    topP: Optional[float] = None
+    minPixels: Optional[int] = None
+    maxPixels: Optional[int] = None
+    maxNewTokens: Optional[int] = None
     mergeLayoutBlocks: Optional[bool] = None
     markdownIgnoreLabels: Optional[list[str]] = None
     vlmExtraArgs: Optional[dict[str, Any]] = None
@@ -51,28 +50,7 @@ class InferRequest(BaseModel):
     outputFormats: Optional[list[str]] = None
     logId: Optional[str] = None
     pageRanges: Optional[str] = Field(None, description="Pages to parse, 1-based: '1-3,7'.")
-    deadlineSeconds: Optional[float] = Field(None, gt=0, description="Deadline of this request (504 beyond).")
-
-    @field_validator("promptLabel")
-    @classmethod
-    def _prompt_label(cls, value):
-        if value is not None and value.lower() not in PROMPT_LABELS:
-            raise ValueError(f"promptLabel must be one of {list(PROMPT_LABELS)}")
-        return value
-
-    @field_validator("layoutThreshold")
-    @classmethod
-    def _threshold(cls, value):
-        values = value.values() if isinstance(value, dict) else [value] if value is not None else []
-        if any(not 0 <= v <= 1 for v in values):
-            raise ValueError("layoutThreshold must be within [0, 1]")
-        return value
-
-    @model_validator(mode="after")
-    def _pixels(self):
-        if self.minPixels and self.maxPixels and self.minPixels > self.maxPixels:
-            raise ValueError("minPixels must not exceed maxPixels")
-        return self
+    deadlineSeconds: Optional[float] = Field(None, description="Deadline of this request (504 beyond).")
 
 
 class RestructurePage(BaseModel):
@@ -133,3 +111,15 @@ class Envelope(BaseModel):
     errorCode: int = 0
     errorMsg: str = "Success"
     result: Optional[Any] = None
+
+
+class InferResponse(Envelope):
+    """``POST /layout-parsing`` on success (the OpenAPI schema of the answer)."""
+
+    result: InferResult
+
+
+class RestructureResponse(Envelope):
+    """``POST /restructure-pages`` on success."""
+
+    result: RestructureResult

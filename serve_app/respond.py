@@ -11,7 +11,9 @@ import numpy as np
 from PIL import Image
 
 from deployments.datamodel import PageImage, PageResult
-from serve_app.assemble import page_markdown, pruned_result, visualize
+from serve_app.assemble import visualize
+from serve_app.options import ParseOptions
+from serve_app.pagepath import PageText, assemble_document
 
 
 def jpeg_b64(image, max_side: int) -> str:
@@ -36,29 +38,32 @@ class PageOutput:
     input_image: Optional[str] = None
 
 
-def encode_page(page: Optional[PageImage], result: PageResult, visualize_page: bool, markdown_images: bool,
-                max_side: int) -> PageOutput:
-    out = PageOutput(result)
-    if markdown_images:
+def encode_page(page: PageImage, result: PageResult, options: ParseOptions, max_side: int) -> PageOutput:
+    out = PageOutput(result.without_images())
+    if options.markdown_images:
         out.markdown_images = {path: jpeg_b64(img, max_side) for path, img in result.images.items()}
-    if visualize_page and page is not None and page.error is None and result.ok:
-        out.output_images = {k: jpeg_b64(v, max_side) for k, v in visualize(page.image, result).items()}
+    if options.visualize and page.error is None and result.ok:
+        images = visualize(page.image, result, options.use_layout)
+        out.output_images = {k: jpeg_b64(v, max_side) for k, v in images.items()}
         out.input_image = jpeg_b64(page.image, max_side)
-    result.images = {}
     return out
 
 
-def page_entry(out: PageOutput, pretty: bool, show_formula_number: bool, markdown_images: bool) -> dict:
-    result = out.result
+def document_entries(pages: list[PageOutput], options: ParseOptions) -> list[dict]:
+    """The ``layoutParsingResults`` of a document (the shape of ``protocol.LayoutParsingResult``)."""
+    texts = assemble_document([p.result for p in pages], options)
+    return [page_entry(out, text, options) for out, text in zip(pages, texts)]
+
+
+def page_entry(out: PageOutput, text: PageText, options: ParseOptions) -> dict:
     entry = {
-        "prunedResult": pruned_result(result),
-        "markdown": {"text": page_markdown(result, pretty, show_formula_number) if result.ok else "",
-                     "images": out.markdown_images if markdown_images else None},
-        "status": "ok" if result.ok else "failed",
+        "prunedResult": text.pruned,
+        "markdown": {"text": text.markdown, "images": out.markdown_images if options.markdown_images else None},
+        "status": "ok" if text.ok else "failed",
     }
     if out.output_images is not None:
         entry["outputImages"] = out.output_images
         entry["inputImage"] = out.input_image
-    if result.error is not None:
-        entry["error"] = {"stage": result.error.stage, "kind": result.error.kind, "message": result.error.message}
+    if text.error is not None:
+        entry["error"] = {"stage": text.error.stage, "kind": text.error.kind, "message": text.error.message}
     return entry

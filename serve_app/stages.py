@@ -4,7 +4,6 @@ turns into deployments. Errors that belong to the caller come back as data, not 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from deployments.datamodel import LayoutBox, PageImage, PageResult
@@ -16,25 +15,19 @@ from deployments.recognizer.recognizer import PageRequest, Recognizer
 from deployments.renderer import DocumentInfo, InputError, Renderer, RendererConfig
 
 
-@dataclass(slots=True)
-class InputProblem:
-    """An unreadable document: the renderer's error kind and message."""
-
-    kind: str
-    message: str
-
-
 class RenderStage:
     """CPU replicas: document inspection and page rendering."""
 
     def __init__(self, config: RendererConfig):
         self.renderer = Renderer(config)
 
-    def inspect(self, data: bytes, kind: str) -> DocumentInfo | InputProblem:
+    def inspect(self, data: bytes, kind: str) -> DocumentInfo | InputError:
+        """The caller's input error is returned (and raised by the caller), not raised here, so
+        it arrives as itself rather than wrapped in Ray's task error."""
         try:
             return self.renderer.inspect(data, kind)
         except InputError as exc:
-            return InputProblem(exc.kind, str(exc))
+            return exc
 
     def render(self, data: bytes, doc_id: str, kind: str, pages: Sequence[int]) -> list[PageImage]:
         return list(self.renderer.render(data, doc_id, kind, list(pages)))

@@ -55,7 +55,7 @@ class LayoutOptions(BaseModel):
     def _check_threshold(cls, value):
         values = value.values() if isinstance(value, dict) else [value]
         if any(not 0.0 <= v <= 1.0 for v in values):
-            raise ValueError("layout thresholds must be within [0, 1]")
+            raise ValueError("must be in [0, 1]")
         return value
 
     @field_validator("unclip_ratio")

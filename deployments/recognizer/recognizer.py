@@ -9,12 +9,12 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.datamodel import LayoutBox, PageError, PageImage, PageResult, PageStatus
+from deployments.datamodel import LayoutBox, PageError, PageImage, PageResult
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines import Engine, GenerationRequest, GenerationResult, create_engine
 from deployments.recognizer.options import PlanOptions
@@ -38,11 +38,11 @@ class SamplingOptions(BaseModel):
 
 @dataclass(slots=True)
 class PageRequest:
-    """Everything the recognizer needs for one page besides the image and boxes."""
+    """Everything the recognizer needs for one page besides the image and boxes. ``timeout_s``
+    is the page's deadline (the request's remaining time); None uses ``page_timeout_s``."""
 
     plan: Optional[PlanOptions] = None
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
-    model_settings: dict[str, Any] = field(default_factory=dict)
     timeout_s: Optional[float] = None
 
 
@@ -104,27 +104,24 @@ class Recognizer:
         """Read every block of ``page``; a failure or an exceeded deadline fails this page only."""
         request = request or PageRequest()
         if page.error is not None:
-            return PageResult(page.page_index, page.width, page.height, PageStatus.FAILED, page.error,
-                              page.page_count, model_settings=request.model_settings)
+            return PageResult.failed(page, page.error)
         options = self._plan_options(request)
         plan = plan_page(page.image, boxes, options)
         timeout = request.timeout_s or self.config.page_timeout_s
         try:
             outputs = await asyncio.wait_for(self._read_blocks(plan, request), timeout)
         except asyncio.TimeoutError:
-            return self.failed_page(page, request, "deadline_exceeded",
+            return self.failed_page(page, "deadline_exceeded",
                                 f"page {page.page_index + 1} was not read within {timeout:g} s; its blocks were "
                                 "cancelled. Raise the request deadline or page_timeout_s, or add recognizer replicas")
         except Exception as exc:  # noqa: BLE001 - an engine error fails this page, not the server
             log.exception("recognition failed on page %s of %s", page.page_index, page.doc_id)
-            return self.failed_page(page, request, "recognition_failed", f"the recognition engine failed: {exc}")
-        settings = dict(request.model_settings)
-        if options.image_fallback:
-            settings["recognized_as_images"] = list(options.image_fallback)
+            return self.failed_page(page, "recognition_failed", f"the recognition engine failed: {exc}")
         result = build_page_result(plan, {k: r.text for k, r in outputs.items()}, page_index=page.page_index,
                                    width=page.width, height=page.height, layout_boxes=boxes,
-                                   model_settings=settings, options=options, page_count=page.page_count,
+                                   options=options, page_count=page.page_count,
                                    details={k: (r.num_tokens, r.finish_reason) for k, r in outputs.items()})
+        result.recognized_as_images = options.image_fallback
         return result
 
     async def _read_blocks(self, plan, request: PageRequest) -> dict[int, GenerationResult]:
@@ -142,6 +139,5 @@ class Recognizer:
             skip_special_tokens=block.prompt != "Spotting:")
 
     @staticmethod
-    def failed_page(page: PageImage, request: PageRequest, kind: str, message: str) -> PageResult:
-        return PageResult(page.page_index, page.width, page.height, PageStatus.FAILED,
-                          PageError("recognize", kind, message), page.page_count, model_settings=request.model_settings)
+    def failed_page(page: PageImage, kind: str, message: str) -> PageResult:
+        return PageResult.failed(page, PageError("recognize", kind, message))

@@ -6,7 +6,7 @@ page's block list and reappear as ``<img>`` tags inside the table.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional
 
 from deployments.datamodel import BlockResult, LayoutBox, PageResult
 from deployments.labels import image_path
@@ -24,7 +24,6 @@ def build_page_result(
     width: int,
     height: int,
     layout_boxes: list[LayoutBox],
-    model_settings: dict[str, Any],
     options: Optional[PlanOptions] = None,
     page_count: Optional[int] = None,
     details: Optional[Mapping[int, tuple[int, str]]] = None,
@@ -34,7 +33,7 @@ def build_page_result(
     options = options or PlanOptions()
     image_labels = options.image_block_labels()
     page = PageResult(page_index=page_index, width=width, height=height, page_count=page_count,
-                      layout_boxes=layout_boxes, model_settings=model_settings)
+                      layout_boxes=layout_boxes)
     content_by_path: dict[str, str] = {}
     tables: list[tuple[BlockResult, dict]] = []
     for block in plan.blocks:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from functools import partial
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from deployments.datamodel import BlockResult, PageResult
+
+if TYPE_CHECKING:
+    from serve_app.options import ParseOptions
 
 Handler = Callable[[BlockResult], str]
 
@@ -97,9 +100,9 @@ def simplify_table(html: str) -> str:
     return "\n" + html.replace("<html>", "").replace("</html>", "").replace("<body>", "").replace("</body>", "")
 
 
-def _kind_funcs(settings: dict, page_width: int, pretty: bool) -> dict[str, Handler]:
-    ocr_images = settings.get("use_ocr_for_image_block", False)
-    seal_rec = settings.get("use_seal_recognition", False)
+def _kind_funcs(options: "ParseOptions", page_width: int, pretty: bool) -> dict[str, Handler]:
+    ocr_images = options.plan.use_ocr_for_image_block
+    seal_rec = options.plan.use_seal_recognition
     if pretty:
         def centered(html: str, collapse_lines: bool = True) -> str:
             return CENTER_DIV.format(collapse(html) if collapse_lines else html)
@@ -113,15 +116,15 @@ def _kind_funcs(settings: dict, page_width: int, pretty: bool) -> dict[str, Hand
         image = partial(_image_plain, show_content=ocr_images)
         seal = partial(_image_plain, show_content=seal_rec)
         table = lambda b: simplify_table("\n" + b.content)  # noqa: E731
-    chart = chart_to_html if settings.get("use_chart_recognition", False) else image
-    if not settings.get("use_layout_detection", False):
+    chart = chart_to_html if options.plan.use_chart_recognition else image
+    if not options.use_layout:
         seal = text
     return {"text": text, "image": image, "seal": seal, "table": table, "chart": chart}
 
 
-def handlers(settings: dict, page_width: int, pretty: bool = True) -> dict[str, Handler]:
-    """Label → formatter, without the page's ``markdown_ignore_labels``."""
-    k = _kind_funcs(settings, page_width, pretty)
+def handlers(options: "ParseOptions", page: PageResult, pretty: bool) -> dict[str, Handler]:
+    """Label → formatter, without the ``markdown_ignore_labels``."""
+    k = _kind_funcs(options, page.width, pretty)
     plain = lambda b: b.content  # noqa: E731
     formula = plain
     funcs: dict[str, Handler] = {
@@ -140,10 +143,10 @@ def handlers(settings: dict, page_width: int, pretty: bool = True) -> dict[str, 
         "number": plain, "footnote": plain, "header": plain, "header_image": k["image"],
         "footer": plain, "footer_image": k["image"], "aside_text": plain,
     }
-    for kind in settings.get("recognized_as_images") or []:  # the engine could not read them
+    for kind in page.recognized_as_images:  # the engine could not read them
         for name in [n for n in funcs if n == kind or (kind == "formula" and "formula" in n)]:
             funcs[name] = k["image"]
-    for label in settings.get("markdown_ignore_labels") or []:
+    for label in options.markdown.ignored:
         funcs.pop(label, None)
     return funcs
 
@@ -152,10 +155,11 @@ def merge_formula_number(formula: str, number: str) -> str:
     return "$${} \\tag*{{{}}}$$".format(formula.replace("$$", ""), number)
 
 
-def page_markdown(page: PageResult, pretty: bool = True, show_formula_number: bool = False,
-                  funcs: Optional[dict[str, Handler]] = None) -> str:
+def page_markdown(page: PageResult, options: Optional["ParseOptions"] = None) -> str:
     """The page's Markdown text: blocks in order, formatted by label, joined by blank lines."""
-    funcs = funcs or handlers(page.model_settings, page.width, pretty)
+    options = options or _default_options()
+    funcs = handlers(options, page, options.markdown.pretty)
+    show_formula_number = options.markdown.show_formula_number
     text = ""
     blocks = page.blocks
     for idx, block in enumerate(blocks):
@@ -167,3 +171,9 @@ def page_markdown(page: PageResult, pretty: bool = True, show_formula_number: bo
             # PaddleX adds the separator only once something was written.
             text += "\n\n" + func(block) if text else func(block)
     return text
+
+
+def _default_options() -> "ParseOptions":
+    from serve_app.options import ParseOptions
+
+    return ParseOptions()

@@ -14,7 +14,8 @@ from serve_app.assemble.titles import assign_title_levels
 
 
 def restructure_pages(
-    pages: list[PageResult], merge_tables: bool = True, relevel_titles: bool = True, concatenate: bool = False
+    pages: list[PageResult], merge_tables: bool = True, relevel_titles: bool = True, concatenate: bool = False,
+    use_layout: bool = True,
 ) -> list[PageResult]:
     """Merge tables continued across pages, re-level titles, optionally make one result.
 
@@ -38,7 +39,7 @@ def restructure_pages(
     images: dict = {}
     for p in pages:
         images.update(p.images)
-    layout = [p.layout_boxes for p in pages] if first.model_settings.get("use_layout_detection") else None
+    layout = [p.layout_boxes for p in pages] if use_layout else None
     return [replace(first, blocks=[b for p in pages for b in p.blocks], page_count=len(pages),
                     images=images, layout_pages=layout)]
 
@@ -71,4 +72,5 @@ def page_from_pruned(pruned: dict[str, Any], page_index: int = 0) -> PageResult:
     ]
     return PageResult(page_index=page_index, width=int(pruned["width"]), height=int(pruned["height"]),
                       page_count=pruned.get("page_count"), layout_boxes=boxes, blocks=blocks,
-                      model_settings=settings, spotting_res=pruned.get("spotting_res") or {})
+                      recognized_as_images=tuple(settings.get("recognized_as_images") or ()),
+                      spotting_res=pruned.get("spotting_res") or {})

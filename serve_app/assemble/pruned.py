@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from deployments.datamodel import PageResult
 from deployments.labels import SKIP_ORDER_LABELS
 from serve_app.assemble.markdown import handlers
+from serve_app.options import ParseOptions
 
 
-def parsing_res_list(page: PageResult) -> list[dict[str, Any]]:
+def parsing_res_list(page: PageResult, options: ParseOptions) -> list[dict[str, Any]]:
     """Blocks in output order with id, reading order (None for skipped labels) and group."""
-    settings = page.model_settings
-    skip = set(SKIP_ORDER_LABELS) | set(settings.get("markdown_ignore_labels") or [])
-    funcs = handlers(settings, page.width, pretty=True) if settings.get("format_block_content") else None
+    skip = set(SKIP_ORDER_LABELS) | set(options.markdown.ignored)
+    funcs = handlers(options, page, pretty=True) if options.markdown.format_block_content else None
     out, order = [], 1
     for idx, block in enumerate(page.blocks):
         entry: dict[str, Any] = {
@@ -36,18 +36,19 @@ def parsing_res_list(page: PageResult) -> list[dict[str, Any]]:
     return out
 
 
-def pruned_result(page: PageResult) -> dict[str, Any]:
+def pruned_result(page: PageResult, options: Optional[ParseOptions] = None) -> dict[str, Any]:
     """``{page_count, width, height, model_settings, parsing_res_list, [spotting_res], layout_det_res}``."""
+    options = options or ParseOptions()
     data: dict[str, Any] = {
         "page_count": page.page_count,
         "width": page.width,
         "height": page.height,
-        "model_settings": dict(page.model_settings),
-        "parsing_res_list": parsing_res_list(page),
+        "model_settings": options.report(page),
+        "parsing_res_list": parsing_res_list(page, options),
     }
     if page.spotting_res:
         data["spotting_res"] = page.spotting_res
-    if page.model_settings.get("use_layout_detection", True):
+    if options.use_layout:
         if page.layout_pages is not None:
             data["layout_det_res"] = [{"boxes": [b.to_json() for b in boxes]} for boxes in page.layout_pages]
         else:

@@ -63,10 +63,10 @@ def draw_reading_order(page_image: np.ndarray, page: PageResult) -> Image.Image:
     return img
 
 
-def visualize(page_image: np.ndarray, page: PageResult) -> dict[str, Image.Image]:
+def visualize(page_image: np.ndarray, page: PageResult, use_layout: bool = True) -> dict[str, Image.Image]:
     """The ``outputImages`` of a page (only ``layout_order_res`` without layout detection)."""
     images = {}
-    if page.model_settings.get("use_layout_detection", True):
+    if use_layout:
         images["layout_det_res"] = draw_layout(page_image, page)
     images["layout_order_res"] = draw_reading_order(page_image, page)
     return images

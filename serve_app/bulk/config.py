@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from serve_app.options import ParseOptions
 
 
 class BulkConfig(BaseModel):
@@ -17,6 +21,9 @@ class BulkConfig(BaseModel):
     input: str = Field(..., description="Directory, glob, manifest (.txt/.jsonl/.parquet) or URI.")
     output: str = Field(..., description="Output directory or URI (Parquet shards, _SUMMARY.json).")
     app: dict[str, Any] = Field(default_factory=dict, description="AppConfig of the stages (renderer, layout, ...).")
+    request: dict[str, Any] = Field(
+        default_factory=dict, description="Options of every document, named as in the API request (prettifyMarkdown, "
+        "useChartRecognition, layoutThreshold, pageRanges, ...); each is also a flag (--prettify-markdown false).")
     serve_url: Optional[str] = Field(None, description="Send documents to a running Serve application instead.")
     render_num_cpus: float = Field(1.0, gt=0, description="CPUs per rendering task.")
     layout_workers: int = Field(1, ge=1, description="Layout actors (resources from the layout config).")
@@ -39,9 +46,33 @@ class BulkConfig(BaseModel):
     retry_failed: bool = Field(False, description="Parse documents that failed in an earlier run again.")
 
     def fingerprint(self) -> str:
-        """What makes outputs comparable: the stage configuration (not paths or worker counts)."""
-        relevant = json.dumps({"app": self.app, "serve_url": self.serve_url}, sort_keys=True)
-        return hashlib.sha256(relevant.encode()).hexdigest()[:16]
+        """What makes outputs comparable: stage configuration and options (not paths or worker counts)."""
+        relevant = {"app": self.app, "serve_url": self.serve_url, **({"request": self.request} if self.request else {})}
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+    def options(self, app) -> "ParseOptions":
+        """The documents' options over the stage configs' defaults (``app``: the AppConfig)."""
+        from serve_app.options import ParseOptions
+
+        return ParseOptions.from_request(self.request, app.layout.options, app.recognizer.plan, visualize=False)
+
+
+#: API options that mean nothing for a bulk job (no images are returned, the type is sniffed).
+NOT_BULK = ("file", "fileType", "logId", "visualize", "returnMarkdownImages")
+
+
+def request_flags() -> dict[str, str]:
+    """flag → API option name, for every option of the API request a bulk job can set."""
+    from serve_app.protocol import InferRequest
+
+    return {"--" + re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower(): name
+            for name in InferRequest.model_fields if name not in NOT_BULK}
+
+
+def _yaml_value(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
 
 
 def parse_args(argv=None, description: str = "") -> BulkConfig:
@@ -51,8 +82,13 @@ def parse_args(argv=None, description: str = "") -> BulkConfig:
     parser.add_argument("--config", help="AppConfig YAML for the stages (or a Serve config file)")
     parser.add_argument("--serve-url")
     parser.add_argument("--retry-backoff-s", type=float, nargs="+")
+    options = parser.add_argument_group("document options (as in the API request; values in YAML: false, 0.3, "
+                                        "'{22: 0.35}')")
+    flags = request_flags()
+    for flag, name in flags.items():
+        options.add_argument(flag, dest=f"request:{name}", type=_yaml_value, metavar="VALUE", help=f"API `{name}`")
     for name, field in BulkConfig.model_fields.items():
-        if name in ("input", "output", "app", "serve_url", "retry_backoff_s"):
+        if name in ("input", "output", "app", "request", "serve_url", "retry_backoff_s"):
             continue
         flag = "--" + name.replace("_", "-")
         if field.annotation is bool:
@@ -63,7 +99,9 @@ def parse_args(argv=None, description: str = "") -> BulkConfig:
             parser.add_argument(flag, type=type(field.default), default=field.default, help=field.description)
     args = vars(parser.parse_args(argv))
     app = _app_args(args.pop("config"))
-    return BulkConfig(app=app, **{k: v for k, v in args.items() if v is not None})
+    request = {k.split(":", 1)[1]: args.pop(k) for k in list(args) if k.startswith("request:")}
+    return BulkConfig(app=app, request={k: v for k, v in request.items() if v is not None},
+                      **{k: v for k, v in args.items() if v is not None})
 
 
 def _app_args(path: Optional[str]) -> dict:

@@ -10,16 +10,22 @@ import signal
 import sys
 import time
 
-from serve_app.bulk.assemble import Assembler, Progress
+from serve_app.bulk.collect import Collector, Progress
 from serve_app.bulk.config import BulkConfig, parse_args
 from serve_app.bulk.io import completed, list_inputs, write_shard, write_summary
-from serve_app.bulk.stages import LayoutWorker, RecognizeWorker, ServeWorker, render_document
+from serve_app.bulk.items import from_row
+from serve_app.bulk.workers import LayoutWorker, RecognizeWorker, ServeWorker, render_document
+from serve_app.options import OptionError
 
 
 def run(config: BulkConfig) -> int:
     from serve_app.config import load_config
 
     app = load_config(config.app)  # validated before any work starts
+    try:
+        options = config.options(app)
+    except OptionError as exc:
+        raise SystemExit(f"[bulk] bad document option: {exc}") from None
     fingerprint = config.fingerprint()
     sources = list_inputs(config.input)
     done = completed(config.output, fingerprint, config.retry_failed)
@@ -30,7 +36,7 @@ def run(config: BulkConfig) -> int:
     progress = Progress(len(sources), len(sources) - len(items), config.progress_every_s)
     print(f"[bulk] {len(sources)} documents, {len(done)} written earlier with fingerprint {fingerprint} "
           f"(skipped by {config.skip_by})", flush=True)
-    status = _stream(config, app, fingerprint, items, progress) if items else "ok"
+    status = _stream(config, app, options, fingerprint, items, progress) if items else "ok"
     summary = progress.summary()
     if status == "ok" and progress.failure_rate() > config.max_doc_error_rate:
         status = "failed"
@@ -40,27 +46,28 @@ def run(config: BulkConfig) -> int:
     return 0 if status == "ok" else 1
 
 
-def pipeline(config: BulkConfig, app, items: list[dict]):
-    """The Ray Data dataset of page result rows (streaming; nothing runs until iterated)."""
+def pipeline(config: BulkConfig, app, options, items: list[dict]):
+    """The Ray Data dataset of page and document items (streaming; nothing runs until iterated)."""
     import ray
     from ray.data import ActorPoolStrategy, DataContext
 
-    options = DataContext.get_current().execution_options  # bounds the images in flight, whatever the corpus
-    options.resource_limits = options.resource_limits.copy(object_store_memory=int(config.object_store_gb * 2**30))
+    execution = DataContext.get_current().execution_options  # bounds the images in flight, whatever the corpus
+    execution.resource_limits = execution.resource_limits.copy(object_store_memory=int(config.object_store_gb * 2**30))
     ds = ray.data.from_items(items, override_num_blocks=min(len(items), 4096))
     if config.serve_url:
         return ds.map_batches(ServeWorker, batch_size=1, batch_format="numpy", num_cpus=0.25,
                               compute=ActorPoolStrategy(size=config.serve_clients),
-                              fn_constructor_kwargs={"serve_url": config.serve_url})
-    ds = ds.flat_map(render_document, fn_kwargs={"renderer": app.renderer.model_dump(mode="json")},
+                              fn_constructor_kwargs={"serve_url": config.serve_url, "request": config.request})
+    opts = options  # a frozen pydantic model: pickled to the workers as itself
+    ds = ds.flat_map(render_document, fn_kwargs={"renderer": app.renderer.model_dump(mode="json"), "options": opts},
                      num_cpus=config.render_num_cpus)
     ds = ds.map_batches(LayoutWorker, batch_size=app.layout.batch_size, batch_format="numpy",
                         compute=ActorPoolStrategy(size=config.layout_workers), **_resources(app.layout),
-                        fn_constructor_kwargs={"layout": app.layout.model_dump(mode="json")})
+                        fn_constructor_kwargs={"layout": app.layout.model_dump(mode="json"), "options": opts})
     return ds.map_batches(RecognizeWorker, batch_size=config.recognize_batch, batch_format="numpy",
                           compute=ActorPoolStrategy(size=config.recognize_workers),
                           **_resources(app.recognizer),
-                          fn_constructor_kwargs={"recognizer": app.recognizer.model_dump(mode="json"),
+                          fn_constructor_kwargs={"recognizer": app.recognizer.model_dump(mode="json"), "options": opts,
                                                  "retries": config.page_retries, "backoff": config.retry_backoff_s})
 
 
@@ -68,13 +75,13 @@ def _resources(stage) -> dict:
     return {"num_cpus": stage.num_cpus, **({"num_gpus": stage.num_gpus} if stage.num_gpus else {})}
 
 
-def _stream(config: BulkConfig, app, fingerprint: str, items: list[dict], progress: Progress) -> str:
-    assembler = Assembler(fingerprint, config.max_page_error_rate)
+def _stream(config: BulkConfig, app, options, fingerprint: str, items: list[dict], progress: Progress) -> str:
+    collector = Collector(fingerprint, options, config.max_page_error_rate)
     buffer: list[dict] = []
     last_flush, status = time.monotonic(), "ok"
     try:
-        for page in pipeline(config, app, items).iter_rows():
-            row = assembler.add(page)
+        for item in pipeline(config, app, options, items).iter_rows():
+            row = collector.add(from_row(item))
             if row is None:
                 continue
             progress.add(row)

@@ -19,6 +19,7 @@ SCHEMA = pa.schema([
     ("error_kind", pa.string()), ("error", pa.string()), ("page_count", pa.int32()), ("pages_ok", pa.int32()),
     ("markdown", pa.list_(pa.string())), ("pruned_result", pa.list_(pa.string())),
     ("page_status", pa.list_(pa.string())), ("page_errors", pa.list_(pa.string())),
+    ("page_error_kinds", pa.list_(pa.string())),
     ("seconds", pa.float64()), ("finished_at", pa.string()),
 ])
 

@@ -21,6 +21,7 @@ from deployments.recognizer.planning import plan_page
 from deployments.recognizer.results import build_page_result
 from generators import answer_for, random_layout, synthetic_page
 from serve_app.assemble import page_markdown, pruned_result
+from serve_app.options import ParseOptions
 
 pytestmark = pytest.mark.differential
 NO_GUARDS = {"min_side": 1, "max_aspect": 1e9}
@@ -59,7 +60,7 @@ def _ours(page, boxes, settings, pixels):
     calls = [_key(b.prompt, b.image, b.min_pixels, b.max_pixels) for b in plan.blocks if b.needs_model]
     outputs = {b.index: answer_for(b.prompt, b.image) for b in plan.blocks if b.needs_model}
     result = build_page_result(plan, outputs, page_index=0, width=page.shape[1], height=page.shape[0],
-                               layout_boxes=boxes, model_settings=settings, options=opts)
+                               layout_boxes=boxes, options=opts)
     return calls, result
 
 
@@ -96,11 +97,12 @@ def test_page_matches_official(seed):
         assert any(b.label == "table" and b.warning and "OTSL" in b.warning for b in ours.blocks)
         return
     assert sorted(our_calls) == sorted(off_calls)
-    assert pruned_result(ours) == prune(official.json["res"])
+    assert pruned_result(ours, ParseOptions.from_report(settings)) == prune(official.json["res"])
     for pretty in (True, False):
         for numbers in (False, True):
             md = official._to_markdown(pretty=pretty, show_formula_number=numbers)
-            assert page_markdown(ours, pretty=pretty, show_formula_number=numbers) == md["markdown_texts"]
+            options = ParseOptions.from_report(settings, pretty=pretty, show_formula_number=numbers)
+            assert page_markdown(ours, options) == md["markdown_texts"]
     official_images = official._to_markdown()["markdown_images"]
     assert list(ours.images) == list(official_images)
     for path, img in official_images.items():

@@ -11,6 +11,7 @@ from official import PaddleOCRVLBlock, _PaddleOCRVLPipeline, official_result, pr
 from deployments.datamodel import BlockResult, PageResult
 from deployments.labels import V1_MARKDOWN_IGNORE_LABELS
 from serve_app.assemble import page_markdown, pruned_result, restructure_pages
+from serve_app.options import ParseOptions
 
 pytestmark = pytest.mark.differential
 TITLES = ["1 Introduction", "1.1 Scope", "1.2. Terms", "2. Methods", "2.1 Data", "(1) detail", "A. Appendix",
@@ -19,6 +20,7 @@ SETTINGS = {"use_doc_preprocessor": False, "use_layout_detection": True, "use_ch
             "use_seal_recognition": False, "use_ocr_for_image_block": False, "format_block_content": False,
             "merge_layout_blocks": True, "markdown_ignore_labels": list(V1_MARKDOWN_IGNORE_LABELS),
             "return_layout_polygon_points": True}
+OPTIONS = ParseOptions.from_report(SETTINGS)
 
 
 def _table(rng, cols, rows, header):
@@ -46,8 +48,7 @@ def _page(rng, index, cols, header):
         add("table", _table(rng, cols + rng.choice([0, 0, 1]), rng.randint(1, 4), header), h=200)
     if rng.random() < 0.4:
         add(rng.choice(["footer", "footnote", "text"]), "foot")
-    return PageResult(page_index=index, width=600, height=900, page_count=None, blocks=blocks,
-                      model_settings=dict(SETTINGS))
+    return PageResult(page_index=index, width=600, height=900, page_count=None, blocks=blocks)
 
 
 def _official_page(page: PageResult):
@@ -73,8 +74,8 @@ def test_restructure_matches_official(seed):
     for mine, theirs in zip(ours, official):
         mine.layout_pages = [[] for _ in pages] if concat else None
         expected = prune(theirs.json["res"])
-        got = pruned_result(mine)
+        got = pruned_result(mine, OPTIONS)
         if concat:
             got["layout_det_res"] = expected["layout_det_res"]  # per-page boxes: empty on both sides
         assert got == expected
-        assert page_markdown(mine) == theirs._to_markdown()["markdown_texts"]
+        assert page_markdown(mine, OPTIONS) == theirs._to_markdown()["markdown_texts"]

@@ -6,6 +6,7 @@ from deployments.datamodel import BlockResult, LayoutBox, PageResult
 from deployments.labels import V1_MARKDOWN_IGNORE_LABELS
 from serve_app.assemble import concatenate_markdown, page_from_pruned, page_markdown, pruned_result, restructure_pages
 from serve_app.assemble.visualize import visualize
+from serve_app.options import ParseOptions
 
 SETTINGS = {"use_doc_preprocessor": False, "use_layout_detection": True, "use_chart_recognition": False,
             "use_seal_recognition": False, "use_ocr_for_image_block": False, "format_block_content": False,
@@ -13,10 +14,13 @@ SETTINGS = {"use_doc_preprocessor": False, "use_layout_detection": True, "use_ch
             "return_layout_polygon_points": True}
 
 
-def page(*blocks, width=1000, **settings):
+def page(*blocks, width=1000):
     return PageResult(page_index=0, width=width, height=1400, page_count=1, blocks=list(blocks),
-                      model_settings={**SETTINGS, **settings},
                       layout_boxes=[LayoutBox(22, "text", 0.9, (1, 2, 3, 4), 1)])
+
+
+def opts(pretty=True, show_formula_number=False, **settings) -> ParseOptions:
+    return ParseOptions.from_report({**SETTINGS, **settings}, pretty=pretty, show_formula_number=show_formula_number)
 
 
 def b(label, content="", bbox=(0, 0, 500, 100), **kw):
@@ -49,12 +53,12 @@ def test_markdown_rules_per_label():
 def test_plain_markdown_and_formula_numbers():
     p = page(b("display_formula", " $$ E=mc^2 $$ "), b("formula_number", "(1)"),
              b("image", image_path="imgs/a.jpg"), b("table", "<html><body><table></table></body></html>"))
-    assert page_markdown(p, pretty=False, show_formula_number=True) == (
+    assert page_markdown(p, opts(pretty=False, show_formula_number=True)) == (
         "$$  E=mc^2   \\tag*{(1)}$$\n\n![](imgs/a.jpg)\n\n\n\n<table></table>")  # simplify_table adds a second newline
 
 
 def test_chart_recognition_renders_html_table():
-    md = page_markdown(page(b("chart", "year|sales\n2020|3"), use_chart_recognition=True))
+    md = page_markdown(page(b("chart", "year|sales\n2020|3")), opts(use_chart_recognition=True))
     assert md == ("<table border=1 style='margin: auto; width: max-content;'>\n"
                   "  <thead><tr><th style='text-align: center;'>year</th><th style='text-align: center;'>sales</th></tr></thead>\n"
                   "  <tbody>\n    <tr><td style='text-align: center;'>2020</td><td style='text-align: center;'>3</td></tr>\n"
@@ -63,11 +67,11 @@ def test_chart_recognition_renders_html_table():
 
 def test_empty_first_block_adds_no_separator():
     assert page_markdown(page(b("image"), b("text", "x"))) == '<div style="text-align: center;"></div>\n\n\nx'
-    assert page_markdown(page(b("table", ""), b("text", "x"), markdown_ignore_labels=[])) == "\n\n\nx"
+    assert page_markdown(page(b("table", ""), b("text", "x")), opts(markdown_ignore_labels=[])) == "\n\n\nx"
 
 
 def test_format_block_content_stores_markdown_in_json():
-    res = pruned_result(page(b("paragraph_title", "2 Results"), format_block_content=True))
+    res = pruned_result(page(b("paragraph_title", "2 Results")), opts(format_block_content=True))
     assert res["parsing_res_list"][0]["block_content"] == "## 2 Results"
 
 

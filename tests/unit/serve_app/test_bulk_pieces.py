@@ -6,51 +6,73 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from deployments.datamodel import BlockResult, PageError, PageImage, PageResult
 from documents import corrupt_pdf, text_pdf
-from serve_app.bulk.assemble import Assembler, Progress
-from serve_app.bulk.config import BulkConfig, parse_args
+from serve_app.bulk.collect import Collector, Progress
+from serve_app.bulk.config import NOT_BULK, BulkConfig, parse_args, request_flags
 from serve_app.bulk.io import completed, write_shard
-from serve_app.bulk.stages import DOCUMENT, SKIPPED, render_document
+from serve_app.bulk.items import DocumentDone, DocumentTask, PageTask, from_row, to_row
+from serve_app.bulk.workers import render_document
+from serve_app.config import AppConfig
+from serve_app.options import ParseOptions
+from serve_app.protocol import InferRequest
 
 
-def page(source, index, count, status="ok", error_kind="", doc_id="h"):
-    return {"source": source, "doc_id": doc_id, "page_index": index, "page_count": count, "started": 0.0,
-            "status": status, "error_kind": error_kind, "error": f"{error_kind}: x" if error_kind else "",
-            "markdown": f"{source} p{index}", "pruned_result": "{}"}
+def page(source, index, count, error_kind="", doc_id="h"):
+    doc = DocumentTask(source, doc_id, 0.0, count)
+    image = PageImage(doc_id[:16], index, count, np.zeros((0, 0, 3), np.uint8))
+    if error_kind:
+        result = PageResult.failed(image, PageError("recognize", error_kind, "x"))
+    else:
+        result = PageResult(index, 100, 100, page_count=count,
+                            blocks=[BlockResult("text", (0, 0, 90, 20), f"{source} p{index}")])
+    return from_row(to_row(PageTask(doc, image, [], result)))  # through the Ray Data codec
+
+
+def done(source, kind="", skipped=False):
+    return DocumentDone(DocumentTask(source), PageError("render", kind, "needs a password") if kind else None, skipped)
+
+
+def collector(rate=0.5):
+    return Collector("fp", ParseOptions(), max_page_error_rate=rate)
 
 
 def test_pages_in_any_order_make_one_row_per_document_when_the_last_page_arrives():
-    assembler = Assembler("fp", max_page_error_rate=0.5)
+    collect = collector()
     pages = [page("a", i, 5) for i in range(5)] + [page("b", i, 2) for i in range(2)]
     random.Random(3).shuffle(pages)
-    rows = [row for p in pages if (row := assembler.add(p))]
-    assert sorted(r["source"] for r in rows) == ["a", "b"] and not assembler.open
+    rows = [row for p in pages if (row := collect.add(p))]
+    assert sorted(r["source"] for r in rows) == ["a", "b"] and not collect.open
     a = next(r for r in rows if r["source"] == "a")
     assert a["markdown"] == [f"a p{i}" for i in range(5)] and a["status"] == "ok" and a["pages_ok"] == 5
     assert a["fingerprint"] == "fp" and a["error_kind"] is None
+    assert json.loads(a["pruned_result"][0])["parsing_res_list"][0]["block_content"] == "a p0"
 
 
-def test_failed_pages_make_a_partial_or_failed_document_and_document_rows_pass_through():
-    assembler = Assembler("fp", max_page_error_rate=0.5)
-    assert assembler.add(page("p", 0, 2, "failed", "deadline_exceeded")) is None
-    partial = assembler.add(page("p", 1, 2))
+def test_failed_pages_make_a_partial_or_failed_document_and_document_items_pass_through():
+    collect = collector()
+    assert collect.add(page("p", 0, 2, "deadline_exceeded")) is None
+    partial = collect.add(page("p", 1, 2))
     assert partial["status"] == "partial" and partial["page_errors"] == ["deadline_exceeded: x", ""]
+    assert partial["page_error_kinds"] == ["deadline_exceeded", ""] and partial["markdown"] == ["", "p p1"]
     for i in range(2):
-        failed = assembler.add(page("f", i, 2, "failed", "render_failed"))
+        failed = collect.add(page("f", i, 2, "render_failed"))
     assert failed["status"] == "failed" and failed["error_kind"] == "too_many_failed_pages"
-    bad = assembler.add({**page("c", DOCUMENT, 0, "failed", "encrypted_pdf"), "error": "needs a password"})
+    bad = collect.add(done("c", "encrypted_pdf"))
     assert (bad["status"], bad["error_kind"], bad["page_count"], bad["markdown"]) == ("failed", "encrypted_pdf", 0, [])
-    assert assembler.add(page("s", SKIPPED, 0, "failed"))["status"] == "skipped"
+    assert bad["error"] == "needs a password"
+    assert collect.add(done("s", skipped=True))["status"] == "skipped"
 
 
 def test_progress_counts_failures_by_kind_and_skips():
     progress = Progress(total=4, skipped=1, every_s=3600)
-    assembler = Assembler("fp", 0.5)
-    for p in (page("a", 0, 1), page("b", DOCUMENT, 0, "failed", "corrupt_pdf"), page("c", SKIPPED, 0)):
-        progress.add(assembler.add(p))
+    collect = collector()
+    for item in (page("a", 0, 1), done("b", "corrupt_pdf"), done("c", skipped=True)):
+        progress.add(collect.add(item))
     summary = progress.summary()
     assert summary["documents"] == 2 and summary["skipped"] == 2 and summary["pages"] == 1
     assert summary["failures_by_kind"] == {"corrupt_pdf": 1} and progress.failure_rate() == 0.5
@@ -58,11 +80,11 @@ def test_progress_counts_failures_by_kind_and_skips():
 
 
 def test_shards_are_atomic_and_resume_keeps_the_newest_row_per_source(tmp_path):
-    assembler = Assembler("fp", 0.5)
-    old = assembler.add(page("a", 0, 1, doc_id="h1"))
-    failed = assembler.add({**page("b", DOCUMENT, 0, "failed", "unreadable_source"), "doc_id": ""})
+    collect = collector()
+    old = collect.add(page("a", 0, 1, doc_id="h1"))
+    failed = collect.add(done("b", "unreadable_source"))
     write_shard(str(tmp_path), [old, failed], markdown_files=True, jsonl=True)
-    new = {**assembler.add(page("a", 0, 1, doc_id="h2")), "finished_at": "9999"}
+    new = {**collect.add(page("a", 0, 1, doc_id="h2")), "finished_at": "9999"}
     write_shard(str(tmp_path), [new])
     other = {**new, "fingerprint": "other", "source": "z"}
     write_shard(str(tmp_path), [other])
@@ -75,19 +97,26 @@ def test_shards_are_atomic_and_resume_keeps_the_newest_row_per_source(tmp_path):
     assert [json.loads(line)["source"] for line in (tmp_path / "jsonl").glob("*.jsonl").__next__().open()] == ["a", "b"]
 
 
-def test_rendering_yields_pages_or_one_document_row_and_skips_done_content(tmp_path):
+def test_rendering_yields_selected_pages_or_one_document_item_and_skips_done_content(tmp_path):
     good, bad = tmp_path / "good.pdf", tmp_path / "bad.pdf"
-    good.write_bytes(text_pdf(2, "Page {n}"))
+    good.write_bytes(text_pdf(3, "Page {n}"))
     bad.write_bytes(corrupt_pdf())
-    pages = list(render_document({"source": str(good)}, renderer={}))
-    assert [p["page_index"] for p in pages] == [0, 1] and {p["page_count"] for p in pages} == {2}
-    assert len(pages[0]["image"]) == pages[0]["height"] * pages[0]["width"] * 3 and not pages[0]["error_kind"]
-    [row] = render_document({"source": str(bad)}, renderer={})
-    assert row["page_index"] == DOCUMENT and row["error_kind"] == "corrupt_pdf" and row["error_stage"] == "render"
-    [row] = render_document({"source": str(tmp_path / "gone.pdf")}, renderer={})
-    assert row["error_kind"] == "unreadable_source" and "check the path" in row["error"]
-    [row] = render_document({"source": str(good), "done_hash": pages[0]["doc_id"]}, renderer={})
-    assert row["page_index"] == SKIPPED
+
+    def render(row, **request):
+        return [from_row(r) for r in render_document(row, renderer={}, options=ParseOptions.from_request(request))]
+
+    pages = render({"source": str(good)})
+    assert [p.page.page_index for p in pages] == [0, 1, 2] and {p.doc.pages for p in pages} == {3}
+    assert pages[0].page.image.shape[2] == 3 and pages[0].page.error is None
+    assert [p.page.page_index for p in render({"source": str(good)}, pageRanges="2-3")] == [1, 2]
+    [item] = render({"source": str(good)}, pageRanges="4")
+    assert item.error.kind == "bad_page_range" and "outside 1-3" in item.error.message
+    [item] = render({"source": str(bad)})
+    assert isinstance(item, DocumentDone) and item.error.kind == "corrupt_pdf" and item.error.stage == "render"
+    [item] = render({"source": str(tmp_path / "gone.pdf")})
+    assert item.error.kind == "unreadable_source" and "check the path" in item.error.message
+    [item] = render({"source": str(good), "done_hash": pages[0].doc.doc_id})
+    assert item.skipped
 
 
 def test_command_line_flags_and_fingerprint(tmp_path):
@@ -101,3 +130,15 @@ def test_command_line_flags_and_fingerprint(tmp_path):
     assert same.fingerprint() == config.fingerprint() != BulkConfig(input="in", output="out").fingerprint()
     with pytest.raises(SystemExit):
         parse_args(["--input", "in", "--output", "out", "--skip-by", "name"])
+
+
+def test_every_api_option_is_a_bulk_flag():
+    config = parse_args(["--input", "in", "--output", "out", "--prettify-markdown", "false", "--layout-threshold",
+                         "{22: 0.35}", "--use-chart-recognition", "true", "--page-ranges", "1-2", "--top-p", "0.5"])
+    assert config.request == {"prettifyMarkdown": False, "layoutThreshold": {22: 0.35}, "useChartRecognition": True,
+                              "pageRanges": "1-2", "topP": 0.5}
+    assert config.fingerprint() != BulkConfig(input="in", output="out").fingerprint()
+    options = config.options(AppConfig())
+    assert options.plan.use_chart_recognition and not options.markdown.pretty and options.layout.threshold == {22: 0.35}
+    flags = set(request_flags().values())
+    assert flags == set(InferRequest.model_fields) - set(NOT_BULK)

@@ -1,0 +1,208 @@
+"""The bulk pipeline's Ray Data steps, on the page path of ``serve_app.pagepath``. Items are typed
+(``items.py``); a step never raises for one bad page or document (that would fail the dataset).
+
+RenderWorker (CPU tasks) → LayoutWorker (actor pool) → RecognizeWorker (actor pool, in-process
+engine) → items. With a running Serve application, ServeWorker replaces all three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+from deployments.datamodel import PageError
+from serve_app.bulk.io import read_source
+from serve_app.bulk.items import DocumentDone, DocumentTask, Item, PageTask, decode, encode, to_row
+from serve_app.options import ParseOptions
+from serve_app.pagepath import TRANSIENT, PageText, layout_input, recognize_page
+
+log = logging.getLogger("serve_app.bulk")
+
+
+def _read(row: dict, doc: DocumentTask) -> tuple[Optional[bytes], Optional[DocumentDone]]:
+    """The document's bytes, or the item that ends it here (unreadable, or already done)."""
+    try:
+        data = read_source(doc.source)
+    except Exception as exc:  # noqa: BLE001 - a missing or unreadable source fails that document
+        return None, DocumentDone(doc, PageError("read", "unreadable_source", f"could not read {doc.source}: "
+                                                 f"{exc}; check the path and its credentials"))
+    doc.doc_id = hashlib.sha256(data).hexdigest()
+    if row.get("done_hash") == doc.doc_id:
+        return None, DocumentDone(doc, skipped=True)
+    return data, None
+
+
+_render_workers: dict[str, "RenderWorker"] = {}
+
+
+def render_document(row: dict, renderer: dict, options: ParseOptions) -> Iterator[dict]:
+    """flat_map task: one document → one row per selected page, or one row for the document."""
+    key = json.dumps([renderer, options.model_dump(mode="json")], sort_keys=True)
+    if key not in _render_workers:  # one per task process and configuration
+        _render_workers[key] = RenderWorker(renderer, options)
+    for item in _render_workers[key].pages(row):
+        yield to_row(item)
+
+
+class RenderWorker:
+    """The rendering step of a bulk job (the ``renderer`` stage)."""
+
+    def __init__(self, renderer: dict, options: ParseOptions):
+        from deployments.renderer import Renderer, RendererConfig
+
+        self.renderer, self.options = Renderer(RendererConfig(**renderer)), options
+
+    def pages(self, row: dict) -> Iterator[Item]:
+        from deployments.renderer import InputError, parse_page_ranges
+
+        doc = DocumentTask(str(row["source"]), started=time.time())
+        data, done = _read(row, doc)
+        if done is not None:
+            yield done
+            return
+        try:
+            info = self.renderer.inspect(data)
+            indices = parse_page_ranges(self.options.page_ranges, info.page_count)
+        except InputError as exc:
+            yield DocumentDone(doc, PageError("render", exc.kind, str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - this document fails, nothing else
+            yield DocumentDone(doc, PageError("render", "render_failed", f"{type(exc).__name__}: {exc}"))
+            return
+        doc.pages = len(indices)
+        yield from self._render(data, doc, info.kind, indices)
+
+    def _render(self, data: bytes, doc: DocumentTask, kind: str, indices: list[int]) -> Iterator[PageTask]:
+        sent = 0
+        try:
+            for page in self.renderer.render(data, doc.doc_id[:16], kind, indices):
+                yield PageTask(doc, page)
+                sent += 1
+        except Exception as exc:  # noqa: BLE001 - the pages not sent fail; those sent stay
+            error = PageError("render", "render_failed", f"{type(exc).__name__}: {exc}")
+            for index in indices[sent:]:
+                yield PageTask(doc, _failed_image(doc, index, error))
+
+
+def _failed_image(doc: DocumentTask, index: int, error: PageError):
+    from deployments.datamodel import PageImage
+
+    return PageImage(doc.doc_id[:16], index, doc.pages, np.zeros((0, 0, 3), np.uint8), 0.0, error)
+
+
+class LayoutWorker:
+    """map_batches actor: the layout boxes of every page (one batch through the detector)."""
+
+    def __init__(self, layout: dict, options: ParseOptions):
+        from deployments.layout.config import LayoutConfig
+        from deployments.layout.detector import LayoutDetector
+
+        self.detector, self.options = LayoutDetector(LayoutConfig(**layout)), options
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        items = decode(batch)
+        todo = []
+        for item in items:
+            if isinstance(item, PageTask):
+                item.boxes = layout_input(item.page, self.options)
+                if item.boxes is None and item.page.error is None:
+                    todo.append(item)
+        try:
+            found = self.detector.detect([t.page for t in todo], [self.options.layout] * len(todo))
+        except Exception:  # noqa: BLE001 - find the page that breaks it; the others go on
+            found = [self._one(task) for task in todo]
+        for task, boxes in zip(todo, found):
+            task.boxes = boxes
+        return encode(items)
+
+    def _one(self, task: PageTask):
+        try:
+            return self.detector.detect([task.page], [self.options.layout])[0]
+        except Exception as exc:  # noqa: BLE001 - this page fails at layout detection
+            log.exception("layout failed on %s page %s", task.doc.source, task.page.page_index)
+            task.page.error = PageError("layout", "layout_failed", f"{type(exc).__name__}: {exc}")
+            return []
+
+
+class RecognizeWorker:
+    """map_batches actor holding the recognition engine: reads a batch of pages concurrently and
+    retries transient page failures on a schedule."""
+
+    def __init__(self, recognizer: dict, options: ParseOptions, retries: int, backoff: list[float]):
+        from deployments.recognizer.config import RecognizerConfig
+        from deployments.recognizer.recognizer import Recognizer
+
+        self.options, self.retries, self.backoff = options, retries, backoff or [0.0]
+        self.loop = asyncio.new_event_loop()
+        self.recognizer = Recognizer(RecognizerConfig(**recognizer))
+        self.loop.run_until_complete(self.recognizer.start())
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        items = decode(batch)
+        pages = [item for item in items if isinstance(item, PageTask)]
+        self.loop.run_until_complete(self._read_all(pages))
+        return encode(items)
+
+    async def _read_all(self, pages: list[PageTask]) -> None:
+        await asyncio.gather(*(self._read(task) for task in pages))
+
+    async def _read(self, task: PageTask) -> None:
+        for attempt in range(self.retries + 1):
+            result = await recognize_page(self.recognizer.recognize, task.page, task.boxes or [], self.options,
+                                          self.options.deadline_s)
+            if result.ok or result.error.kind not in TRANSIENT or attempt == self.retries:
+                break
+            await asyncio.sleep(self.backoff[min(attempt, len(self.backoff) - 1)])
+        task.result, task.page = result.without_images(), _dropped(task.page)
+
+
+def _dropped(page):
+    """The page without its pixels: they are not needed past recognition."""
+    page.image = np.zeros((0, 0, 3), np.uint8)
+    return page
+
+
+class ServeWorker:
+    """map_batches actor for ``--serve-url``: one document → its pages, assembled by a running
+    Serve application (which renders, detects and reads) with the job's options."""
+
+    def __init__(self, serve_url: str, request: dict[str, Any]):
+        from serve_app.client import Client
+
+        self.client, self.request = Client(serve_url), request
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        return encode([self._document(row) for row in _rows(batch)])
+
+    def _document(self, row: dict) -> DocumentDone:
+        doc = DocumentTask(str(row["source"]), started=time.time())
+        data, done = _read(row, doc)
+        if done is not None:
+            return done
+        try:
+            pages = self.client.parse_bytes(data, doc.source, **self.request)["layoutParsingResults"]
+        except Exception as exc:  # noqa: BLE001 - the server refused or failed this document
+            kind = f"http_{exc.status}" if hasattr(exc, "status") else type(exc).__name__
+            return DocumentDone(doc, PageError("serve", kind, str(exc)[:2000]))
+        doc.pages = len(pages)
+        return DocumentDone(doc, texts=[_served_page(i, p) for i, p in enumerate(pages)])
+
+
+def _served_page(index: int, entry: dict) -> PageText:
+    error = entry.get("error")
+    return PageText(index, entry.get("status", "ok") == "ok",
+                    PageError(error["stage"], error["kind"], error["message"]) if error else None,
+                    entry["markdown"]["text"], entry["prunedResult"])
+
+
+def _rows(batch: dict[str, np.ndarray]) -> list[dict]:
+    columns = {key: value.tolist() for key, value in batch.items()}
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
