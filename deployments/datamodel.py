@@ -32,6 +32,11 @@ class PageImage:
     scale: float = 1.0
     error: Optional["PageError"] = None
 
+    @classmethod
+    def failed(cls, doc_id: str, page_index: int, page_count: int, error: "PageError") -> "PageImage":
+        """A page that could not be rendered: no pixels, the error; its document goes on."""
+        return cls(doc_id, page_index, page_count, np.zeros((0, 0, 3), np.uint8), 0.0, error)
+
     @property
     def width(self) -> int:
         return int(self.image.shape[1])

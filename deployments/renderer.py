@@ -242,4 +242,4 @@ class Renderer:
 
 
 def _failed(doc_id: str, index: int, count: int, stage: str, kind: str, message: str) -> PageImage:
-    return PageImage(doc_id, index, count, np.zeros((0, 0, 3), np.uint8), 0.0, PageError(stage, kind, message))
+    return PageImage.failed(doc_id, index, count, PageError(stage, kind, message))

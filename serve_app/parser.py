@@ -33,17 +33,25 @@ class ParsedDocument:
     pages: list[PageOutput]
 
 
+def _ray_put(data: bytes):
+    import ray
+
+    return ray.put(data)
+
+
 class DocumentParser:
-    def __init__(self, renderer, layout, recognizer, config: AppConfig):
+    """Talks to the stages through handles (anything with ``.method.remote(...)`` awaitables);
+    ``put`` stores the document once for every render call (``ray.put`` by default)."""
+
+    def __init__(self, renderer, layout, recognizer, config: AppConfig, put=_ray_put):
         self.renderer, self.layout, self.recognizer, self.config = renderer, layout, recognizer, config
+        self.put = put
 
     async def parse(self, data: bytes, kind: str, options: ParseOptions, log_id: str,
                     deadline: Optional[float] = None) -> ParsedDocument:
         """Every selected page, in order, failed pages included. ``deadline`` (``time.monotonic``)
         bounds each page's recognition, so the engine stops work nobody waits for."""
-        import ray
-
-        ref = ray.put(data)
+        ref = self.put(data)
         info = await self.renderer.inspect.remote(ref, kind)
         if isinstance(info, InputError):
             raise info

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from deployments.datamodel import PageError
+from deployments.datamodel import PageError, PageImage
 from serve_app.bulk.io import read_source
 from serve_app.bulk.items import DocumentDone, DocumentTask, Item, PageTask, decode, encode, to_row
 from serve_app.options import ParseOptions
@@ -76,9 +76,10 @@ class RenderWorker:
             yield DocumentDone(doc, PageError("render", "render_failed", f"{type(exc).__name__}: {exc}"))
             return
         doc.pages = len(indices)
-        yield from self._render(data, doc, info.kind, indices)
+        yield from self._render(data, doc, info.kind, indices, info.page_count)
 
-    def _render(self, data: bytes, doc: DocumentTask, kind: str, indices: list[int]) -> Iterator[PageTask]:
+    def _render(self, data: bytes, doc: DocumentTask, kind: str, indices: list[int],
+                count: int) -> Iterator[PageTask]:
         sent = 0
         try:
             for page in self.renderer.render(data, doc.doc_id[:16], kind, indices):
@@ -87,13 +88,7 @@ class RenderWorker:
         except Exception as exc:  # noqa: BLE001 - the pages not sent fail; those sent stay
             error = PageError("render", "render_failed", f"{type(exc).__name__}: {exc}")
             for index in indices[sent:]:
-                yield PageTask(doc, _failed_image(doc, index, error))
-
-
-def _failed_image(doc: DocumentTask, index: int, error: PageError):
-    from deployments.datamodel import PageImage
-
-    return PageImage(doc.doc_id[:16], index, doc.pages, np.zeros((0, 0, 3), np.uint8), 0.0, error)
+                yield PageTask(doc, PageImage.failed(doc.doc_id[:16], index, count, error))
 
 
 class LayoutWorker:

@@ -59,7 +59,11 @@ def test_health_readiness_and_docs(client):
     assert client.get("/health").json()["errorMsg"] == "Healthy"
     ready = client.get("/health/ready").json()
     assert (ready["errorCode"], ready["errorMsg"]) == (0, "Ready")
-    assert "/layout-parsing" in client.get("/openapi.json").json()["paths"]
+    spec = client.get("/openapi.json").json()
+    assert "/layout-parsing" in spec["paths"]
+    answer = spec["paths"]["/layout-parsing"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer["$ref"].endswith("/InferResponse")  # /docs shows the real response shape
+    assert {"prunedResult", "markdown", "status", "error"} <= set(spec["components"]["schemas"]["LayoutParsingResult"]["properties"])
     assert client.get("/docs").status_code == 200
 
 

@@ -1,0 +1,137 @@
+"""The Serve page path without Ray: DocumentParser over stand-in handles that call the real stage
+classes (renderer, recognizer) in-process; layout and engine are fakes (beside the point here)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from deployments.datamodel import LayoutBox
+from deployments.recognizer.engines import GenerationResult
+from deployments.recognizer.recognizer import Recognizer
+from deployments.renderer import InputError, RendererConfig
+from documents import corrupt_pdf, text_pdf
+from serve_app.config import AppConfig
+from serve_app.options import ParseOptions
+from serve_app.parser import DocumentParser, TooManyPages, data_info
+from serve_app.respond import document_entries
+from serve_app.stages import RenderStage
+
+
+class Handle:
+    """``handle.method.remote(...)`` as a Serve handle offers it, calling ``target`` in-process."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __getattr__(self, name):
+        method = getattr(self.target, name)
+
+        async def remote(*args, **kwargs):
+            result = method(*args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+        return SimpleNamespace(remote=remote)
+
+
+class Layout:
+    """One text box per page; page ``broken`` raises (a lost or failing layout replica)."""
+
+    def __init__(self, broken=None):
+        self.broken, self.options = broken, []
+
+    def detect(self, page, options):
+        self.options.append(options)
+        if page.page_index == self.broken:
+            raise RuntimeError("layout replica failed")
+        return [LayoutBox(22, "text", 0.9, (0, 0, page.width // 2, page.height // 4), 1)]
+
+
+class Engine:
+    name, tasks = "fake", frozenset({"ocr", "table", "formula", "chart", "seal", "spotting"})
+
+    async def start(self):
+        pass
+
+    async def generate(self, request):
+        return GenerationResult(f"read with {request.prompt}", 3, "stop")
+
+
+class Recorder(Recognizer):
+    """The real Recognizer, keeping the PageRequests it was given."""
+
+    requests: list = []
+
+    async def recognize(self, page, boxes, request=None):
+        self.requests.append(request)
+        return await super().recognize(page, boxes, request)
+
+
+def parser(config=None, broken=None):
+    config = config or AppConfig()
+    recognizer = Recorder(config.recognizer, Engine())
+    recognizer.requests = []
+    layout = Layout(broken)
+    p = DocumentParser(Handle(RenderStage(RendererConfig(scale=0.5))), Handle(layout), Handle(recognizer), config,
+                       put=lambda data: data)
+    return p, layout, recognizer
+
+
+def parse(p, data, deadline=None, **request):
+    return asyncio.run(p.parse(data, "pdf", ParseOptions.from_request(request), "log", deadline))
+
+
+def test_selected_pages_in_order_with_the_options_and_the_deadline_carried():
+    p, layout, recognizer = parser()
+    deadline = time.monotonic() + 60
+    doc = parse(p, text_pdf(4), deadline, pageRanges="4,2", layoutThreshold=0.2, temperature=0.1)
+    assert [out.result.page_index for out in doc.pages] == [3, 1] and doc.page_indices == [3, 1]
+    assert all(o.threshold == 0.2 for o in layout.options)
+    assert {r.sampling.temperature for r in recognizer.requests} == {0.1}
+    assert all(0 < r.timeout_s <= 60 for r in recognizer.requests)  # the request's remaining time
+    assert data_info(doc)["numPages"] == 2 and all(out.result.ok for out in doc.pages)
+
+
+def test_a_failing_layout_call_fails_that_page_only_and_entries_keep_its_place():
+    p, _, _ = parser(broken=1)
+    options = ParseOptions.from_request({"visualize": False})
+    doc = asyncio.run(p.parse(text_pdf(3), "pdf", options, "log"))
+    entries = document_entries(doc.pages, options)
+    assert [e["status"] for e in entries] == ["ok", "failed", "ok"]
+    assert entries[1]["error"]["kind"] == "internal_error" and "layout replica failed" in entries[1]["error"]["message"]
+    assert entries[1]["markdown"]["text"] == "" and entries[1]["prunedResult"]["parsing_res_list"] == []
+    assert entries[0]["markdown"]["text"] == "read with OCR:" and "outputImages" not in entries[0]
+
+
+def test_layout_off_reads_the_whole_page_with_the_prompt_label_and_skips_the_layout_stage():
+    p, layout, _ = parser()
+    options = ParseOptions.from_request({"useLayoutDetection": False, "promptLabel": "table", "visualize": True})
+    doc = asyncio.run(p.parse(text_pdf(1), "pdf", options, "log"))
+    (entry,) = document_entries(doc.pages, options)
+    assert layout.options == [] and "layout_det_res" not in entry["prunedResult"]
+    assert entry["prunedResult"]["parsing_res_list"][0]["block_label"] == "table"
+    assert set(entry["outputImages"]) == {"layout_order_res"} and entry["inputImage"]
+
+
+def test_unreadable_documents_and_too_many_pages_raise_with_the_fix():
+    p, _, _ = parser(AppConfig(ingress={"max_pages": 2}))
+    with pytest.raises(InputError, match="cannot be parsed"):
+        parse(p, corrupt_pdf())
+    with pytest.raises(TooManyPages, match="accepts at most 2 .*send pageRanges"):
+        parse(p, text_pdf(3))
+    with pytest.raises(InputError, match="outside 1-3"):
+        parse(p, text_pdf(3), pageRanges="2-5")
+    assert len(parse(p, text_pdf(3), pageRanges="2-3").pages) == 2
+
+
+def test_restructure_and_markdown_options_shape_the_entries():
+    p, _, _ = parser()
+    options = ParseOptions.from_request({"restructurePages": True, "prettifyMarkdown": False, "visualize": False,
+                                         "returnMarkdownImages": False})
+    entries = document_entries(asyncio.run(p.parse(text_pdf(2), "pdf", options, "log")).pages, options)
+    assert [b["global_block_id"] for e in entries for b in e["prunedResult"]["parsing_res_list"]] == [0, 1]
+    assert all(e["markdown"]["images"] is None for e in entries)
