@@ -121,7 +121,6 @@ class Recognizer:
                                    width=page.width, height=page.height, layout_boxes=boxes,
                                    options=options, page_count=page.page_count,
                                    details={k: (r.num_tokens, r.finish_reason) for k, r in outputs.items()})
-        result.recognized_as_images = options.image_fallback
         return result
 
     async def _read_blocks(self, plan, request: PageRequest) -> dict[int, GenerationResult]:

@@ -33,7 +33,7 @@ def build_page_result(
     options = options or PlanOptions()
     image_labels = options.image_block_labels()
     page = PageResult(page_index=page_index, width=width, height=height, page_count=page_count,
-                      layout_boxes=layout_boxes)
+                      layout_boxes=layout_boxes, recognized_as_images=options.image_fallback)
     content_by_path: dict[str, str] = {}
     tables: list[tuple[BlockResult, dict]] = []
     for block in plan.blocks:
