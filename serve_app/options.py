@@ -217,17 +217,29 @@ def _page_ranges(spec: Optional[str]) -> Optional[str]:
     return spec or None
 
 
+_TYPE_TAGS = {"float", "int", "str", "bool", "none"}
+
+
 def describe(exc: ValidationError, names: Optional[dict[str, str]] = None) -> str:
-    """pydantic's errors for people: ``layoutThreshold: must be in [0, 1], got 3``; one per line."""
-    lines = []
+    """pydantic's errors for people: ``layoutThreshold: must be in [0, 1], got 3``. The members
+    of a union (``float | dict``) are one problem: their messages are joined with "or"."""
+    problems: dict[str, list] = {}
     for error in exc.errors(include_url=False):
-        parts = [str(part) for part in error["loc"]]
+        parts = [str(part) for part in error["loc"] if not _is_type_tag(part)]
         if parts and names:
             parts[0] = names.get(parts[0], parts[0])
-        loc = ".".join(parts)
+        loc = ".".join(parts) or "body"
         message = error["msg"].removeprefix("Value error, ")
-        got = error.get("input")
-        suffix = "" if not parts or error["type"] == "missing" else f", got {got!r}"
-        lines.append(f"{loc or 'body'}: {message}{suffix}")
-    return "; ".join(dict.fromkeys(lines))
+        entry = problems.setdefault(loc, [[], error.get("input"), bool(parts) and error["type"] != "missing"])
+        if message not in entry[0]:
+            entry[0].append(message)
+    lines = []
+    for loc, (messages, got, show) in problems.items():
+        text = messages[0] + "".join(", or " + m.removeprefix("Input should be ") for m in messages[1:])
+        lines.append(f"{loc}: {text}" + (f", got {got!r}" if show else ""))
+    return "; ".join(lines)
 
+
+def _is_type_tag(part) -> bool:
+    """pydantic names the member of a union it tried (``float``, ``dict[int,float]``)."""
+    return isinstance(part, str) and ("[" in part or part in _TYPE_TAGS)

@@ -65,7 +65,10 @@ def test_prompt_label_chart_or_seal_turns_that_recognition_on():
     ({"pageRanges": "0-2"}, "pageRanges: '0-2' starts below 1; pages are numbered from 1"),
     ({"pageRanges": "a-b"}, "pageRanges: 'a-b' is not like '1-3,5' (1-based, inclusive)"),
     ({"deadlineSeconds": 0}, "deadlineSeconds: Input should be greater than 0, got 0.0"),
-    ({"layoutUnclipRatio": [1, 2, 3]}, "layoutUnclipRatio"),
+    ({"layoutUnclipRatio": [1, 2, 3]}, "layoutUnclipRatio: Input should be a valid number, or Tuple should have at "
+                                       "most 2 items after validation, not 3, or a valid dictionary, got [1, 2, 3]"),
+    ({"layoutMergeBboxesMode": "biggest"}, "layoutMergeBboxesMode: Input should be 'large', 'small' or 'union', "
+                                           "or a valid dictionary, got 'biggest'"),
     ({"vlmExtraArgs": {"foo_pixels": 1}}, "vlmExtraArgs: key 'foo_pixels' is not supported; supported: ["),
     ({"vlmExtraArgs": {"ocr_max_pixels": "lots"}}, "vlmExtraArgs.ocr_max_pixels: must be a positive integer, got 'lots'"),
     ({"vlmExtraArgs": {"ocr_min_pixels": 9000000}}, "vlmExtraArgs: ocr_min_pixels (9000000) must not exceed "
