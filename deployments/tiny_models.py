@@ -115,7 +115,7 @@ VLM_CHAT_TEMPLATE = (
     "{% for message in messages %}{% if message['role'] == 'user' %}<|begin_of_sentence|>User: "
     "{% for c in message['content'] %}{% if c['type'] == 'image' %}<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>"
     "{% endif %}{% endfor %}{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
-    "{% endfor %}\n{% endif %}{% endfor %}{% if add_generation_prompt %}Assistant: {% endif %}")
+    "{% endfor %}{{ '\\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}Assistant: {% endif %}")
 _CORPUS = ["User: OCR:\nAssistant: Table Recognition: Formula Recognition: Chart Recognition: Seal Recognition:",
            "The quick brown fox jumps over the lazy dog. 0123456789 <fcel> <nl> $ \\frac{a}{b}"]
 

@@ -168,3 +168,47 @@ def test_elongated_crops_are_guarded_not_crashing(run, fixed, shape):
     assert result.status is PageStatus.OK
     (block,) = result.blocks
     assert block.content == FIXED_ANSWER and "padded" in block.warning
+
+
+def test_the_models_own_chat_template_reaches_the_engines_prompt(run, tiny_vlm_fixed, tmp_path):
+    """A fine-tuned directory with its own template: vLLM's tokenizer renders it (not the built-in
+    v1 template), and the model still reads with it."""
+    import shutil
+
+    from deployments.tiny_models import VLM_CHAT_TEMPLATE
+
+    model = tmp_path / "own-template"
+    shutil.copytree(tiny_vlm_fixed, model)
+    (model / "chat_template.jinja").write_text(VLM_CHAT_TEMPLATE.replace("User: ", "Reader, transcribe. User: "))
+    recognizer = Recognizer(cpu_config(model), VllmEngine(cpu_config(model)))
+    run(recognizer.start())
+    try:
+        template = recognizer.engine.template
+        assert template.startswith("<|begin_of_sentence|>Reader, transcribe. User: <|IMAGE_START|>")
+        assert template.format(prompt="OCR:").endswith("<|IMAGE_END|>OCR:\nAssistant: ")
+        page, boxes = page_with_blocks(n=2)
+        result = run(recognizer.recognize(page, boxes))
+        assert [b.content for b in result.blocks if b.label == "text"] == [FIXED_ANSWER]
+    finally:
+        run(recognizer.shutdown())
+
+
+@pytest.mark.parametrize("template, fragment", [
+    ("{{ messages[0]['content'][1]['text'] }}", "does not place <|IMAGE_PLACEHOLDER|> and the prompt"),
+    ("{{ raise_exception('no images here') }}", "cannot render one image and a prompt"),
+])
+def test_a_template_that_cannot_place_the_image_stops_the_start_with_the_fix(run, tiny_vlm_fixed, tmp_path,
+                                                                           template, fragment):
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from deployments.recognizer.engines import EngineStartError
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_vlm_fixed)
+    tokenizer.chat_template = template
+    engine = VllmEngine(cpu_config(tiny_vlm_fixed))
+    engine.engine = SimpleNamespace(get_tokenizer=lambda: tokenizer)  # vLLM's own tokenizer object, as 0.32 hands it
+    with pytest.raises(EngineStartError, match="set recognizer.chat_template") as raised:
+        run(engine._template())
+    assert fragment in str(raised.value)

@@ -3,6 +3,7 @@ requests; no HTTP server in between). The only module that imports vLLM."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -43,6 +44,7 @@ class VllmEngine:
         self.config, self.memory_plan, self.on_gpu = config, memory_plan, on_gpu
         self.engine = None
         self.template = V1_TEMPLATE
+        self.logged_prompt = False
 
     def _plan_gpu(self) -> None:
         """On a CUDA machine size the engine from the card's free memory (the memory plan)."""
@@ -82,18 +84,27 @@ class VllmEngine:
         self.template = await self._template()
 
     async def _template(self) -> str:
-        """The model's chat template rendered for one image and a ``{prompt}`` slot."""
+        """The model's chat template rendered for one image and a ``{prompt}`` slot. A model without
+        one gets PaddleOCR-VL's v1 template, with a warning; a template that cannot place the
+        image and the prompt stops the start with the fix."""
         if self.config.chat_template:
             return self.config.chat_template
+        tokenizer = self.engine.get_tokenizer()  # synchronous in vLLM 0.32 (a coroutine before)
+        if inspect.isawaitable(tokenizer):
+            tokenizer = await tokenizer
+        if not getattr(tokenizer, "chat_template", None):
+            log.warning("%s has no chat template; using PaddleOCR-VL's v1 template", self.config.model or HF_VLM_MODEL)
+            return V1_TEMPLATE
         try:
-            tokenizer = await self.engine.get_tokenizer()
             rendered = tokenizer.apply_chat_template(
                 [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "\x00"}]}],
                 add_generation_prompt=True, tokenize=False)
-        except Exception:  # noqa: BLE001 - no usable template: the official v1 one
-            return V1_TEMPLATE
+        except Exception as exc:  # noqa: BLE001 - any template error has the same fix
+            raise EngineStartError(f"the chat template of {self.config.model!r} cannot render one image and a prompt "
+                                   f"({type(exc).__name__}: {exc}); fix it or set recognizer.chat_template") from None
         if IMAGE_SLOT not in rendered or "\x00" not in rendered:
-            return V1_TEMPLATE
+            raise EngineStartError(f"the chat template of {self.config.model!r} does not place {IMAGE_SLOT} and the "
+                                   f"prompt ({rendered!r}); fix it or set recognizer.chat_template")
         return rendered.replace("{", "{{").replace("}", "}}").replace("\x00", "{prompt}")
 
     def _sampling(self, request: GenerationRequest):
@@ -114,6 +125,9 @@ class VllmEngine:
             # deprecated there); vLLM counts image tokens from the same override.
             "mm_processor_kwargs": {"size": {"shortest_edge": request.min_pixels, "longest_edge": request.max_pixels}},
         }
+        if not self.logged_prompt:  # what the model really reads, once
+            self.logged_prompt = True
+            log.debug("first rendered prompt: %r", prompt["prompt"])
         rule, is_table = self.config.repetition_stop, request.prompt.startswith("Table")
         last, checked = None, 0
         stream = self.engine.generate(prompt, self._sampling(request), request_id=request.request_id)
