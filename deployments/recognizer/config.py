@@ -30,7 +30,8 @@ class RecognizerConfig(BaseModel):
         "no weights → lite.")
     model: Optional[str] = Field(None, description=f"Hub id (e.g. {HF_VLM_MODEL}, -1.5, -1.6) or a local directory.")
     chat_template: Optional[str] = Field(None, description="Jinja template overriding the model's own.")
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("auto", description="auto: bf16.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="auto: bf16 on GPUs from sm_80 (Ampere) on, fp16 before, fp32 on CPU.")
     device: str = Field("auto", description="auto, cpu or cuda.")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="Passed to vLLM AsyncEngineArgs as is.")
     cpu_kv_cache_gb: float = Field(1.0, gt=0, description="KV cache of a CPU vLLM engine, GiB.")

@@ -106,7 +106,7 @@ class Recognizer:
         if page.error is not None:
             return PageResult.failed(page, page.error)
         options = self._plan_options(request)
-        plan = plan_page(page.image, boxes, options)
+        plan = await asyncio.to_thread(plan_page, page.image, boxes, options)  # crops and merges: CPU work
         timeout = request.timeout_s or self.config.page_timeout_s
         try:
             outputs = await asyncio.wait_for(self._read_blocks(plan, request), timeout)
@@ -125,14 +125,17 @@ class Recognizer:
 
     async def _read_blocks(self, plan, request: PageRequest) -> dict[int, GenerationResult]:
         blocks = [b for b in plan.blocks if b.needs_model]
-        results = await asyncio.gather(*(self.engine.generate(self._request(b, request)) for b in blocks))
+        # The JPEG round trips are CPU work: off the event loop that the engine's output handler shares.
+        images = await asyncio.to_thread(lambda: [jpeg_roundtrip(b.image, self.config.jpeg_quality) for b in blocks])
+        results = await asyncio.gather(*(self.engine.generate(self._request(b, image, request))
+                                         for b, image in zip(blocks, images)))
         return {b.index: r for b, r in zip(blocks, results)}
 
-    def _request(self, block, request: PageRequest) -> GenerationRequest:
+    def _request(self, block, image: np.ndarray, request: PageRequest) -> GenerationRequest:
         s = request.sampling
         return GenerationRequest(
             request_id=f"blk-{next(_ids)}-{time.monotonic_ns()}", prompt=block.prompt,
-            image=jpeg_roundtrip(block.image, self.config.jpeg_quality), min_pixels=block.min_pixels,
+            image=image, min_pixels=block.min_pixels,
             max_pixels=block.max_pixels, max_new_tokens=s.max_new_tokens or self.config.max_new_tokens,
             temperature=s.temperature, top_p=s.top_p, repetition_penalty=s.repetition_penalty,
             skip_special_tokens=block.prompt != "Spotting:")

@@ -138,5 +138,5 @@ def test_cluster_yaml_is_valid_for_the_ray_launcher():
     validate_config(prepare_config(config))
     types = config["available_node_types"]
     assert "GPU" not in types["head"]["resources"]
-    assert {"gpu_blackwell_16gb", "gpu_datacenter"} <= set(types)
+    assert {"gpu_single", "gpu_datacenter"} <= set(types)
     assert "cu128" in config["docker"]["image"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deployments.dtypes import cuda_capability, resolve
 from deployments.labels import PP_DOCLAYOUT_V2_LABELS
 from deployments.layout.backends import LayoutLoadError
 from deployments.layout.config import HF_LAYOUT_MODEL, LayoutConfig
@@ -59,8 +60,8 @@ class TransformersLayout:
         source = config.model or HF_LAYOUT_MODEL
         if Path(source).is_absolute() or source.startswith("."):
             _check_dir(Path(source))
-        dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32, "float32": torch.float32,
-                 "float16": torch.float16, "bfloat16": torch.bfloat16}[config.dtype]
+        index = int(device.partition(":")[2] or 0)
+        dtype = getattr(torch, resolve(config.dtype, cuda_capability(index) if device.startswith("cuda") else None))
         try:
             model = PPDocLayoutV2ForObjectDetection.from_pretrained(source, dtype=dtype)
         except OSError as exc:

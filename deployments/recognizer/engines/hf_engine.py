@@ -7,6 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from deployments.dtypes import cuda_capability, resolve
 from deployments.recognizer.config import HF_VLM_MODEL, RecognizerConfig
 from deployments.recognizer.engines import ALL_TASKS, EngineStartError, GenerationRequest, GenerationResult
 
@@ -31,8 +32,7 @@ class TransformersEngine:
             raise EngineStartError(f"recognition model directory {source} does not exist; set recognizer.model to a "
                                    f"PaddleOCR-VL checkpoint directory or a hub id such as {HF_VLM_MODEL}")
         device = "cuda" if torch.cuda.is_available() and self.config.device != "cpu" else "cpu"
-        dtype = {"auto": torch.bfloat16, "bfloat16": torch.bfloat16, "float16": torch.float16,
-                 "float32": torch.float32}[self.config.dtype]
+        dtype = getattr(torch, resolve(self.config.dtype, cuda_capability() if device == "cuda" else None))
         try:
             self.processor = AutoProcessor.from_pretrained(source)
             model = PaddleOCRVLForConditionalGeneration.from_pretrained(source, dtype=dtype)

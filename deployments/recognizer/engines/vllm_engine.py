@@ -7,7 +7,9 @@ import inspect
 import logging
 import os
 from pathlib import Path
+from typing import Optional
 
+from deployments.dtypes import cuda_capability, resolve
 from deployments.recognizer.config import HF_VLM_MODEL, RecognizerConfig
 from deployments.recognizer.engines import ALL_TASKS, EngineStartError, GenerationRequest, GenerationResult
 from deployments.recognizer.repetition import repeated_tail
@@ -17,11 +19,13 @@ V1_TEMPLATE = "<|begin_of_sentence|>User: <|IMAGE_START|><|IMAGE_PLACEHOLDER|><|
 IMAGE_SLOT = "<|IMAGE_PLACEHOLDER|>"
 
 
-def engine_args(config: RecognizerConfig, on_gpu: bool, memory_plan=None) -> dict:
-    """AsyncEngineArgs keywords: the official recipe's flags, the memory plan, then engine_kwargs."""
+def engine_args(config: RecognizerConfig, on_gpu: bool, memory_plan=None,
+                capability: Optional[tuple[int, int]] = None) -> dict:
+    """AsyncEngineArgs keywords: the official recipe's flags, the memory plan, then engine_kwargs.
+    ``dtype: auto`` follows the card (``capability``): bf16 from sm_80 on, fp16 before; fp32 on CPU."""
     args = {
         "model": config.model or HF_VLM_MODEL,
-        "dtype": "bfloat16" if config.dtype == "auto" else config.dtype,
+        "dtype": resolve(config.dtype, capability if on_gpu else None),
         "max_num_batched_tokens": 16384,
         "enable_prefix_caching": False,
         "mm_processor_cache_gb": 0,
@@ -69,7 +73,7 @@ class VllmEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         self._plan_gpu()
-        args = engine_args(self.config, self.on_gpu, self.memory_plan)
+        args = engine_args(self.config, self.on_gpu, self.memory_plan, cuda_capability() if self.on_gpu else None)
         model = args["model"]
         if (model.startswith("/") or model.startswith(".")) and not Path(model).is_dir():
             raise EngineStartError(f"recognition model directory {model} does not exist; set recognizer.model to a "
