@@ -58,16 +58,16 @@ def pipeline(config: BulkConfig, app, options, items: list[dict]):
         return ds.map_batches(ServeWorker, batch_size=1, batch_format="numpy", num_cpus=0.25,
                               compute=ActorPoolStrategy(size=config.serve_clients),
                               fn_constructor_kwargs={"serve_url": config.serve_url, "request": config.request})
-    opts = options  # a frozen pydantic model: pickled to the workers as itself
-    ds = ds.flat_map(render_document, fn_kwargs={"renderer": app.renderer.model_dump(mode="json"), "options": opts},
+    # ``options`` (a frozen pydantic model) is pickled to every worker as itself.
+    ds = ds.flat_map(render_document, fn_kwargs={"renderer": app.renderer.model_dump(mode="json"), "options": options},
                      num_cpus=config.render_num_cpus)
     ds = ds.map_batches(LayoutWorker, batch_size=app.layout.batch_size, batch_format="numpy",
                         compute=ActorPoolStrategy(size=config.layout_workers), **_resources(app.layout),
-                        fn_constructor_kwargs={"layout": app.layout.model_dump(mode="json"), "options": opts})
+                        fn_constructor_kwargs={"layout": app.layout.model_dump(mode="json"), "options": options})
     return ds.map_batches(RecognizeWorker, batch_size=config.recognize_batch, batch_format="numpy",
                           compute=ActorPoolStrategy(size=config.recognize_workers),
                           **_resources(app.recognizer),
-                          fn_constructor_kwargs={"recognizer": app.recognizer.model_dump(mode="json"), "options": opts,
+                          fn_constructor_kwargs={"recognizer": app.recognizer.model_dump(mode="json"), "options": options,
                                                  "retries": config.page_retries, "backoff": config.retry_backoff_s})
 
 
