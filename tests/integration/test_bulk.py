@@ -59,24 +59,70 @@ def shards(output: Path) -> list[Path]:
     return sorted((output / "parquet").glob("part-*.parquet"))
 
 
+class Gate:
+    """A document served over loopback HTTP that cannot finish until the test opens the gate: it
+    trickles one byte every 2 s (the reader's timeout never fires), so the first job is stopped
+    with work left by construction, however fast the machine."""
+
+    def __init__(self, data: bytes):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        opened = self.opened = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                sent = 0
+                try:
+                    while not opened.wait(2) and sent < len(data) - 1:
+                        self.wfile.write(data[sent : sent + 1])
+                        self.wfile.flush()
+                        sent += 1
+                    opened.wait()
+                    self.wfile.write(data[sent:])
+                except (BrokenPipeError, ConnectionResetError):  # the stopped job went away
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/gated.pdf"
+
+    def close(self):
+        self.opened.set()
+        self.server.shutdown()
+
+
 def test_job_on_two_nodes_stopped_and_resubmitted_writes_every_document_once(ray_cluster, tmp_path):
     from ray.job_submission import JobStatus, JobSubmissionClient
     from ray.util.state import list_actors
 
     corpus, output, config = tmp_path / "corpus", tmp_path / "out", tmp_path / "app.yaml"
-    files = make_corpus(corpus)
+    gate = Gate(text_pdf(1, "Gated document, page {n}: it arrives only after the first job stopped. "))
+    files = [str(f) for f in make_corpus(corpus)] + [gate.url]
+    manifest = tmp_path / "corpus.txt"
+    manifest.write_text("\n".join(files) + "\n")
     config.write_text("layout: {num_gpus: 0.25, num_cpus: 0.25}\nrecognizer: {num_gpus: 0.5, num_cpus: 0.25}\n")
     client = JobSubmissionClient(ray_cluster.dashboard)
 
-    first = submit(client, corpus, output, config)
-    assert wait(client, first, until=lambda: len(shards(output)) >= 1) == JobStatus.RUNNING
-    client.stop_job(first)  # SIGTERM: the driver writes what is complete, then exits
-    assert wait(client, first) == JobStatus.STOPPED
+    try:
+        first = submit(client, manifest, output, config)
+        assert wait(client, first, until=lambda: len(shards(output)) >= 1) == JobStatus.RUNNING
+        client.stop_job(first)  # SIGTERM: the driver writes what is complete, then exits
+        assert wait(client, first) == JobStatus.STOPPED
+    finally:
+        gate.opened.set()  # the resubmitted job reads the gated document at once
     first_sources = set(pq.read_table(output / "parquet").column("source").to_pylist())
     written_before = len(first_sources)
-    assert 0 < written_before < len(files), client.get_job_logs(first)[-3000:]
+    assert 0 < written_before < len(files) and gate.url not in first_sources, client.get_job_logs(first)[-3000:]
 
-    second = submit(client, corpus, output, config)
+    second = submit(client, manifest, output, config)
     assert wait(client, second) == JobStatus.SUCCEEDED, client.get_job_logs(second)[-3000:]
     logs = client.get_job_logs(second)
     assert f"{written_before} written earlier" in logs and "[bulk] summary" in logs
@@ -90,7 +136,7 @@ def test_job_on_two_nodes_stopped_and_resubmitted_writes_every_document_once(ray
 
     table = pq.read_table(output / "parquet")
     sources = table.column("source").to_pylist()
-    assert sorted(sources) == sorted(str(f) for f in files)  # none missing, none twice
+    assert sorted(sources) == sorted(files)  # none missing, none twice
     status = dict(zip(sources, table.column("status").to_pylist()))
     kinds = dict(zip(sources, table.column("error_kind").to_pylist()))
     assert kinds[str(corpus / "corrupt.pdf")] == "corrupt_pdf" and kinds[str(corpus / "secret.pdf")] == "encrypted_pdf"
@@ -107,8 +153,9 @@ def test_job_on_two_nodes_stopped_and_resubmitted_writes_every_document_once(ray
     jsonl = [json.loads(line) for f in sorted((output / "jsonl").glob("*.jsonl")) for line in f.open()]
     assert sorted(r["source"] for r in jsonl) == sorted(sources)
 
-    third = submit(client, corpus, output, config)
+    third = submit(client, manifest, output, config)
     assert wait(client, third) == JobStatus.SUCCEEDED
+    gate.close()
     assert pq.read_table(output / "parquet").num_rows == len(files)
     assert json.loads((output / "_SUMMARY.json").read_text())["skipped"] == len(files)
 
