@@ -7,6 +7,7 @@ messages) or, in a bulk job, from the same API-named options given as flags or c
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -182,9 +183,6 @@ def _layout(req: InferRequest, default: LayoutOptions) -> LayoutOptions:
 
 def _plan(req: InferRequest, default: PlanOptions) -> PlanOptions:
     changes = {k: v for k, v in _set(req, _PLAN).items() if k != "kind_pixels"}
-    lo, hi = changes.get("min_pixels", default.min_pixels), changes.get("max_pixels", default.max_pixels)
-    if lo and hi and lo > hi:
-        raise OptionError(f"minPixels ({lo}) must not exceed maxPixels ({hi})")
     label = (req.promptLabel or "").lower()
     if label in ("chart", "seal"):  # reading a page as a chart/seal turns that recognition on
         changes[f"use_{label}_recognition"] = True
@@ -226,17 +224,20 @@ def describe(exc: ValidationError, names: Optional[dict[str, str]] = None) -> st
     problems: dict[str, list] = {}
     for error in exc.errors(include_url=False):
         parts = [str(part) for part in error["loc"] if not _is_type_tag(part)]
+        message = error["msg"].removeprefix("Value error, ")
         if parts and names:
             parts[0] = names.get(parts[0], parts[0])
-        loc = ".".join(parts) or "body"
-        message = error["msg"].removeprefix("Value error, ")
+        elif names:  # a check across fields: its message names ours
+            for ours, api in names.items():
+                message = re.sub(rf"\b{ours}\b", api, message)
+        loc = ".".join(parts)
         entry = problems.setdefault(loc, [[], error.get("input"), bool(parts) and error["type"] != "missing"])
         if message not in entry[0]:
             entry[0].append(message)
     lines = []
     for loc, (messages, got, show) in problems.items():
         text = messages[0] + "".join(", or " + m.removeprefix("Input should be ") for m in messages[1:])
-        lines.append(f"{loc}: {text}" + (f", got {got!r}" if show else ""))
+        lines.append((f"{loc}: " if loc else "") + text + (f", got {got!r}" if show else ""))
     return "; ".join(lines)
 
 

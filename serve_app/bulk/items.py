@@ -57,8 +57,11 @@ def from_row(row: dict) -> Item:
 
 
 def decode(batch: dict[str, np.ndarray]) -> list[Item]:
-    return [pickle.loads(data) for data in batch["item"]]
+    """A ``map_batches`` batch (columns) → items."""
+    return [from_row({"item": data}) for data in batch["item"]]
 
 
 def encode(items: list[Item]) -> dict[str, list]:
-    return {"source": [i.doc.source for i in items], "item": [pickle.dumps(i, protocol=5) for i in items]}
+    """Items → a ``map_batches`` batch (columns of the rows ``to_row`` makes)."""
+    rows = [to_row(item) for item in items]
+    return {"source": [r["source"] for r in rows], "item": [r["item"] for r in rows]}

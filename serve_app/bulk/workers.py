@@ -199,5 +199,3 @@ def _served_page(index: int, entry: dict) -> PageText:
 def _rows(batch: dict[str, np.ndarray]) -> list[dict]:
     columns = {key: value.tolist() for key, value in batch.items()}
     return [dict(zip(columns, values)) for values in zip(*columns.values())]
-
-

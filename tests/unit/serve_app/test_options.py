@@ -59,6 +59,7 @@ def test_prompt_label_chart_or_seal_turns_that_recognition_on():
     ({"temperature": -1}, "temperature: Input should be greater than or equal to 0, got -1.0"),
     ({"maxNewTokens": 0}, "maxNewTokens: Input should be greater than 0, got 0"),
     ({"minPixels": 5000, "maxPixels": 10}, "minPixels (5000) must not exceed maxPixels (10)"),
+    ({"maxPixels": 10}, "minPixels (112896) must not exceed maxPixels (10)"),  # the profile's minimum
     ({"promptLabel": "poem"}, "promptLabel: must be one of ['ocr', 'formula', 'table', 'chart', 'seal', 'spotting'], "
                               "got 'poem'"),
     ({"pageRanges": "3-1"}, "pageRanges: '3-1' is reversed; write '1-3'"),
