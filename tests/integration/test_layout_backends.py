@@ -89,6 +89,58 @@ def test_paddlex_backend_equals_paddlex_own_post_processing(paddle_detector, mix
         _assert_same([b.to_json() for b in page], result["boxes"])
 
 
+def _nearest_same_class(row, rows):
+    """L-infinity distance in px from ``row`` to the nearest box of its class in ``rows``, and that box's order."""
+    same = rows[rows[:, 0] == row[0]]
+    if not len(same):
+        return np.inf, None
+    dist = np.abs(same[:, 2:6] - row[2:6]).max(1)
+    return dist.min(), same[dist.argmin(), 6]
+
+
+def test_transformers_layout_defaults_to_fp32_and_bf16_moves_boxes_and_order(tiny_layout_hf, mixed_pages,
+                                                                              monkeypatch):
+    """Why ``dtype: auto`` is fp32 for the layout (as PaddleX runs it): bf16 moves every box and
+    reorders the page. Raw rows (no threshold, no NMS) of the transformers backend on the generated
+    paper, fp32 vs bf16 on CPU. The tiny checkpoint's random weights amplify the drift (the real
+    model's reading-order coordinates move in bf16 steps of 2-4 of 1000); measured with seed 0:
+    every fp32 box is 3.1-381 px (median 7.5) from the nearest bf16 box of its class (one fp32 class
+    has no bf16 box at all), and of the 13 boxes matched within 10 px, 12 change order rank and 23
+    of 78 pairs swap."""
+    import torch
+
+    page = mixed_pages[0].image  # the paper page
+
+    def rows(dtype):
+        backend = create_backend("transformers", LayoutConfig(backend="transformers", model=str(tiny_layout_hf),
+                                                              dtype=dtype), "cpu")
+        return backend.dtype, backend.predict([page], 0.0)[0]
+
+    (auto_dtype, auto), (fp32_dtype, fp32) = rows("auto"), rows("float32")
+    # torch's CPU grid_sample (2.13) reads garbage for a bf16 input with channels-last strides, which
+    # the decoder's deformable attention passes, so bf16 rows change from call to call on CPU; a
+    # contiguous copy gives the bf16 rounding alone, deterministically (fp32 rows are unaffected).
+    grid_sample = torch.nn.functional.grid_sample
+    monkeypatch.setattr(torch.nn.functional, "grid_sample",
+                        lambda input, grid, *args, **kwargs: grid_sample(input.contiguous(), grid, *args, **kwargs))
+    (bf16_dtype, bf16), (_, again) = rows("bfloat16"), rows("bfloat16")
+    np.testing.assert_array_equal(bf16, again)
+    assert auto_dtype is fp32_dtype is torch.float32 and bf16_dtype is torch.bfloat16
+    np.testing.assert_array_equal(auto, fp32)  # auto is fp32, bit for bit
+    assert len(fp32) and len(bf16)
+
+    nearest = [_nearest_same_class(row, bf16) for row in fp32]
+    moved = np.array([dist for dist, _ in nearest])
+    assert moved.min() > 0 and np.median(moved) > 2, (
+        f"bf16 should move every box: px to the nearest bf16 box of the class {np.round(np.sort(moved), 1)}")
+    # Reading order of the boxes that bf16 kept within 10 px: fp32 rank -> bf16 rank.
+    ranks = sorted({(row[6], order) for row, (dist, order) in zip(fp32, nearest) if dist <= 10})
+    changed = sum(a != b for a, b in ranks)
+    swapped = sum(1 for i, (a, b) in enumerate(ranks) for c, d in ranks[i + 1:] if a < c and b > d)
+    assert len(ranks) >= 5 and changed and swapped, (
+        f"bf16 should reorder: {changed} of {len(ranks)} matched boxes change rank, {swapped} pairs swap: {ranks}")
+
+
 def _iou(a, b):
     iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -130,6 +182,18 @@ def test_cuda_requested_without_gpu_fails_clearly():
         pytest.skip("a GPU is present")
     with pytest.raises(LayoutLoadError, match="no CUDA GPU is visible"):
         LayoutDetector(LayoutConfig(backend="transformers", model="/nonexistent", device="cuda"))
+
+
+def test_paddlex_on_a_gpu_with_the_cpu_paddle_build_names_the_gpu_build():
+    import paddle
+
+    from deployments.layout.backends.pdx import PaddleXLayout
+
+    if paddle.device.is_compiled_with_cuda():
+        pytest.skip("a CUDA build of paddlepaddle is installed")
+    with pytest.raises(LayoutLoadError, match=r"is a CPU build.*paddlepaddle-gpu==3\.3\.1 -i https://www\.paddlepaddle"
+                                              r"\.org\.cn/packages/stable/cu129/.*backend: transformers"):
+        PaddleXLayout(LayoutConfig(backend="paddlex"), "cuda:0")
 
 
 @pytest.mark.parametrize("backend, model, message", [

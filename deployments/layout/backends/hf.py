@@ -4,16 +4,18 @@ order logits' pairwise votes), so torchvision is not needed."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from deployments.dtypes import cuda_capability, resolve
+from deployments.gpu_memory import CUDA_CONTEXT_GIB, GIB
 from deployments.labels import PP_DOCLAYOUT_V2_LABELS
 from deployments.layout.backends import LayoutLoadError
 from deployments.layout.config import HF_LAYOUT_MODEL, LayoutConfig
 
 INPUT_SIZE = 800
+log = logging.getLogger(__name__)
 
 
 def preprocess(images: list[np.ndarray]) -> np.ndarray:
@@ -60,8 +62,10 @@ class TransformersLayout:
         source = config.model or HF_LAYOUT_MODEL
         if Path(source).is_absolute() or source.startswith("."):
             _check_dir(Path(source))
-        index = int(device.partition(":")[2] or 0)
-        dtype = getattr(torch, resolve(config.dtype, cuda_capability(index) if device.startswith("cuda") else None))
+        dtype = getattr(torch, config.resolved_dtype)  # auto: fp32 on every device
+        if device == "cpu" and dtype != torch.float32:
+            log.warning("layout dtype %s on CPU: torch's CPU grid_sample (the decoder's deformable attention) gives "
+                        "wrong results in half precision on channels-last inputs; use dtype: auto (float32)", dtype)
         try:
             model = PPDocLayoutV2ForObjectDetection.from_pretrained(source, dtype=dtype)
         except OSError as exc:
@@ -72,6 +76,12 @@ class TransformersLayout:
         if model.config.num_labels != len(self.labels):
             raise LayoutLoadError(f"{source!r} predicts {model.config.num_labels} classes; PP-DocLayoutV2 has 25")
         self.model, self.device, self.dtype, self.torch = model.to(device).eval(), device, dtype, torch
+
+    def peak_gib(self) -> float:
+        """GPU memory this process holds at its peak: torch's reserved pool (kept cached after the
+        warm-up batch) plus the CUDA context, which torch does not see."""
+        reserved = self.torch.cuda.max_memory_reserved(self.torch.device(self.device))
+        return round(reserved / GIB + CUDA_CONTEXT_GIB, 2)
 
     def predict(self, images: list[np.ndarray], score_floor: float) -> list[np.ndarray]:
         torch = self.torch

@@ -15,6 +15,10 @@ from deployments.layout.backends import LayoutLoadError
 from deployments.layout.config import LayoutConfig
 
 REQUIRED_FILES = ("inference.yml", "inference.pdiparams")
+#: The [paddle] extra pins PyPI's paddlepaddle, a CPU build; PyPI's paddlepaddle-gpu stops at 2.6.
+#: CUDA builds come from Paddle's own index (CUDA 12.9 builds carry sm_120 for RTX 50xx cards).
+PADDLE_GPU_INSTALL = ("pip uninstall -y paddlepaddle && pip install paddlepaddle-gpu==3.3.1 "
+                      "-i https://www.paddlepaddle.org.cn/packages/stable/cu129/")
 
 
 class PaddleXLayout:
@@ -24,6 +28,15 @@ class PaddleXLayout:
         if config.model is not None:
             _check_dir(Path(config.model))
         paddle_device = "cpu" if device == "cpu" else device.replace("cuda", "gpu") if ":" in device else "gpu:0"
+        if paddle_device != "cpu":
+            import paddle
+
+            if not paddle.device.is_compiled_with_cuda():
+                raise LayoutLoadError(
+                    f"layout.device is {device!r} but the installed paddlepaddle {paddle.__version__} is a CPU build "
+                    f"(the [paddle] extra); for the GPU install the CUDA 12.9 build: `{PADDLE_GPU_INSTALL}` (driver "
+                    ">= 575; sm_120 for RTX 50xx), or run the same model with backend: transformers "
+                    "(PaddlePaddle/PP-DocLayoutV2_safetensors), or use device: cpu")
         try:
             self.model = create_model("PP-DocLayoutV2", model_dir=config.model, device=paddle_device)
         except Exception as exc:  # noqa: BLE001 - PaddleX raises many types; all mean "cannot start"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from deployments.dtypes import auto_dtype, resolve
+from deployments.dtypes import LAYOUT_AUTO, auto_dtype, resolve
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines.vllm_engine import engine_args
 
@@ -27,3 +27,45 @@ def test_engine_args_resolve_auto_for_the_card_and_keep_an_explicit_dtype():
     assert engine_args(auto, on_gpu=True, capability=(12, 0))["dtype"] == "bfloat16"
     assert engine_args(auto, on_gpu=False)["dtype"] == "float32"
     assert engine_args(RecognizerConfig(model="/m", dtype="bfloat16"), on_gpu=True, capability=(7, 5))["dtype"] == "bfloat16"
+
+
+@pytest.mark.parametrize("capability", [(12, 0), (9, 0), (7, 5), None])
+def test_layout_auto_is_float32_on_every_device_and_an_explicit_dtype_is_kept(capability):
+    """PaddleX runs the layout model in fp32; bf16 (which moves reading-order coordinates in steps
+    of 2-4 of 1000 and the threshold mask) is an opt-in, so the card does not decide."""
+    assert LAYOUT_AUTO == "float32"
+    assert resolve("auto", capability, auto=LAYOUT_AUTO) == "float32"
+    assert resolve("bfloat16", capability, auto=LAYOUT_AUTO) == "bfloat16"
+    assert resolve("float16", capability, auto=LAYOUT_AUTO) == "float16"
+
+
+def test_layout_config_resolves_auto_to_float32():
+    from deployments.layout.config import LayoutConfig
+
+    assert LayoutConfig().resolved_dtype == "float32"
+    assert LayoutConfig(dtype="bfloat16").resolved_dtype == "bfloat16"
+
+
+def test_transformers_layout_resolves_auto_to_float32(monkeypatch):
+    """The backend asks for the layout rule, not the card's: auto loads fp32 even where the card has bf16."""
+    import torch
+    from transformers import PPDocLayoutV2ForObjectDetection
+
+    from deployments import dtypes
+    from deployments.layout.backends import hf
+    from deployments.layout.config import LayoutConfig
+
+    class Stop(Exception):
+        pass
+
+    def from_pretrained(source, dtype):
+        raise Stop(dtype)
+
+    hopper = lambda device=0: (9, 0)  # a card with bf16, wherever the backend would ask
+    monkeypatch.setattr(dtypes, "cuda_capability", hopper)
+    monkeypatch.setattr(hf, "cuda_capability", hopper, raising=False)
+    monkeypatch.setattr(PPDocLayoutV2ForObjectDetection, "from_pretrained", from_pretrained)
+    for configured, loaded in [("auto", torch.float32), ("bfloat16", torch.bfloat16)]:
+        with pytest.raises(Stop) as stop:
+            hf.TransformersLayout(LayoutConfig(backend="transformers", model="hub/id", dtype=configured), "cuda:0")
+        assert stop.value.args[0] is loaded
