@@ -1,9 +1,19 @@
 """GPU memory planning for PaddleOCR-VL-0.9B on vLLM beside the layout model (pure functions).
 
-Inputs are the card's total and FREE memory (a desktop or another process may hold some), the
-layout model's reservation and a safety margin. vLLM V1 checks at start that
-``gpu_memory_utilization x total`` is free, so the fraction is computed from free memory, not
-total; then weights, activations (profiling peak, CUDA graphs) and the KV cache must fit in it.
+What one card holds when both stages share it::
+
+    layout replica   = CUDA context + layout weights + its forward peak at the configured batch
+    EngineCore       = CUDA context + gpu_memory_utilization x total
+                       (weights, profiling peak of activations and CUDA graphs, KV cache)
+    margin           = left free
+
+vLLM V1 checks, inside its EngineCore process and after that process's CUDA context exists
+(``v1/worker/gpu_worker.py``: ``MemorySnapshot`` then ``request_memory``), that
+``gpu_memory_utilization x total`` is free. So the fraction is computed from the card's FREE memory
+as NVML reports it (reading it through torch would leave a context in the reading process), less the
+engine's own context, less the layout model's peak unless that model is already resident (then the
+free figure already excludes it), less the margin. It is also capped so that a layout replica that
+restarts beside a running engine finds its peak free: start-up order does not matter.
 """
 
 from __future__ import annotations
@@ -12,23 +22,41 @@ import math
 from dataclasses import asdict, dataclass
 
 GIB = 2**30
-WEIGHTS_GIB = 1.89  # vLLM: "Model loading took 1.89 GiB" (bf16)
+WEIGHTS_GIB = 1.89  # vLLM: "Model loading took 1.89 GiB" (PaddleOCR-VL-0.9B, bf16)
 KV_BYTES_PER_TOKEN = 2 * 18 * 2 * 128 * 2  # K and V x 18 layers x 2 KV heads x head_dim 128 x bf16 = 18 KiB
 TOKENS_PER_SEQUENCE = 1024  # a block: ~300 image tokens + prompt + output, with headroom
 MIN_KV_GIB = 0.5  # below this the engine thrashes; refuse to start instead
 MAX_UTILIZATION = 0.92  # vLLM's own buffers and fragmentation need some of the card even when free
+CUDA_CONTEXT_GIB = 0.5  # one process's CUDA context with torch's kernels loaded: 0.3-0.5 GiB; the upper end
+MARGIN_GIB = 0.5  # left free: allocator fragmentation, a desktop's growth, NCCL/cuBLAS workspaces
+# PP-DocLayoutV2 (RT-DETR-L with a reading-order head; 204 MB of fp32 safetensors) at its fixed
+# 800 x 800 input. The per-page activation peak is an estimate (~1 GiB for a batch of 16 in bf16,
+# twice that in fp32); the layout replica measures its real peak with a full batch at start, logs it
+# against this figure and publishes it (``gpu_device.Ledger``), and a resident layout's measured
+# peak replaces the estimate.
+LAYOUT_WEIGHTS_GIB = {"float32": 0.2, "bfloat16": 0.1, "float16": 0.1}
+LAYOUT_PAGE_GIB = {"float32": 0.125, "bfloat16": 0.0625, "float16": 0.0625}
 
 
 class MemoryPlanError(RuntimeError):
     """The card cannot hold the engine; the message names the numbers and the fix."""
 
 
+def layout_peak_gib(batch_size: int, dtype: str) -> float:
+    """GPU memory one layout replica holds at its peak: context, weights, one full batch."""
+    return round(CUDA_CONTEXT_GIB + LAYOUT_WEIGHTS_GIB[dtype] + batch_size * LAYOUT_PAGE_GIB[dtype], 2)
+
+
 @dataclass(frozen=True, slots=True)
 class MemoryPlan:
-    """Engine settings and Ray GPU fractions for one card."""
+    """Engine settings and Ray GPU fractions for one card, with the terms they came from."""
 
     total_gib: float
     free_gib: float
+    layout_gib: float
+    layout_resident_gib: float
+    engine_context_gib: float
+    margin_gib: float
     gpu_memory_utilization: float
     max_num_seqs: int
     max_num_batched_tokens: int
@@ -46,9 +74,21 @@ class MemoryPlan:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def describe(self) -> str:
+        """The plan in one sentence, for logs and start-up errors."""
+        return (f"card {self.total_gib:.2f} GiB with {self.free_gib:.2f} free; layout {self.layout_gib:.2f} GiB "
+                f"({self.layout_resident_gib:.2f} already resident), EngineCore context {self.engine_context_gib:.2f}, "
+                f"margin {self.margin_gib:.2f}; vLLM gpu_memory_utilization {self.gpu_memory_utilization} "
+                f"= {self.gpu_memory_utilization * self.total_gib:.2f} GiB: weights {WEIGHTS_GIB}, activations "
+                f"{self.activation_gib}, KV cache {self.kv_cache_gib} GiB ({self.kv_tokens} tokens), "
+                f"max_num_seqs {self.max_num_seqs}, max_num_batched_tokens {self.max_num_batched_tokens}")
+
 
 def batched_tokens_for(total_gib: float) -> int:
-    """Tokens per engine step: the official 16384, halved on 8 GB cards (smaller profiling peak)."""
+    """Tokens per engine step: the official recipe's 16384, halved on 8 GB cards (smaller profiling
+    peak). PaddleX's own CUDA config uses 131072 at utilization 0.5 on datacenter cards; a step that
+    large only raises the profiling peak (activations) while blocks of ~300-1,500 tokens fill 16384
+    with 10-50 sequences, so the KV cache, not the step, bounds concurrency here."""
     return 8192 if total_gib < 10 else 16384
 
 
@@ -57,11 +97,18 @@ def activation_gib(max_num_batched_tokens: int, cuda_graphs: bool = True) -> flo
     return round(0.5 + 0.5 * max_num_batched_tokens / 8192 + (0.4 if cuda_graphs else 0.0), 2)
 
 
-def plan_memory(total_gib: float, free_gib: float, layout_reserve_gib: float = 0.75, margin_gib: float = 0.5,
-                cuda_graphs: bool = True, layout_on_gpu: bool = True) -> MemoryPlan:
-    """Plan one PaddleOCR-VL engine (and optionally the layout model) on one card."""
-    reserve = layout_reserve_gib if layout_on_gpu else 0.0
-    budget = min(min(free_gib, total_gib) - reserve - margin_gib, MAX_UTILIZATION * total_gib)
+def plan_memory(total_gib: float, free_gib: float, layout_gib: float = 0.0, layout_resident_gib: float = 0.0,
+                engine_context_gib: float = CUDA_CONTEXT_GIB, margin_gib: float = MARGIN_GIB,
+                cuda_graphs: bool = True) -> MemoryPlan:
+    """Plan one PaddleOCR-VL engine on one card.
+
+    ``layout_gib`` is the peak of a layout replica on the same card (0: layout runs elsewhere);
+    ``layout_resident_gib`` how much of it is already held by a running layout replica (NVML's free
+    figure excludes it, so only the rest is subtracted)."""
+    pending = max(0.0, layout_gib - layout_resident_gib)
+    room_now = min(free_gib, total_gib) - pending - engine_context_gib - margin_gib
+    room_restart = total_gib - max(layout_gib, layout_resident_gib) - engine_context_gib - margin_gib
+    budget = min(room_now, room_restart, MAX_UTILIZATION * total_gib)
     batched = batched_tokens_for(total_gib)
     act = activation_gib(batched, cuda_graphs)
     # Rounded down: vLLM refuses to start when utilization x total exceeds free memory.
@@ -69,24 +116,18 @@ def plan_memory(total_gib: float, free_gib: float, layout_reserve_gib: float = 0
     kv_gib = math.floor((utilization * total_gib - WEIGHTS_GIB - act) * 100) / 100
     if kv_gib < MIN_KV_GIB:
         raise MemoryPlanError(
-            f"the GPU has {free_gib:.2f} of {total_gib:.2f} GiB free; after the layout model ({reserve:.2f} GiB) and "
-            f"the margin ({margin_gib:.2f} GiB) vLLM would get {budget:.2f} GiB, but weights ({WEIGHTS_GIB} GiB) and "
-            f"activations ({act} GiB) leave {kv_gib:.2f} GiB of KV cache (< {MIN_KV_GIB} GiB). Fixes: free GPU memory "
-            "(close the desktop session or other CUDA processes), run the layout model on CPU (layout.device: cpu), "
-            "lower engine_kwargs.max_num_batched_tokens, or use a larger card")
+            f"the GPU has {free_gib:.2f} of {total_gib:.2f} GiB free; after the layout model ({pending:.2f} GiB "
+            f"still to load of its {layout_gib:.2f} GiB peak), the EngineCore's CUDA context ({engine_context_gib:.2f} "
+            f"GiB) and the margin ({margin_gib:.2f} GiB) vLLM would get {budget:.2f} GiB, but weights ({WEIGHTS_GIB} "
+            f"GiB) and activations ({act} GiB) leave {kv_gib:.2f} GiB of KV cache (< {MIN_KV_GIB} GiB). Fixes: free GPU "
+            "memory (close the desktop session or other CUDA processes), lower layout.batch_size or run the layout "
+            "model on CPU (layout.device: cpu), lower engine_kwargs.max_num_batched_tokens, or use a larger card")
     kv_tokens = int(kv_gib * GIB // KV_BYTES_PER_TOKEN)
     seqs = max(8, min(512, kv_tokens // TOKENS_PER_SEQUENCE // 8 * 8))
-    layout_frac = round(min(0.3, max(0.05, (reserve + 0.05) / total_gib)), 2) if layout_on_gpu else 0.0
+    layout_frac = round(min(0.3, max(0.05, (layout_gib + 0.05) / total_gib)), 2) if layout_gib else 0.0
     return MemoryPlan(
-        total_gib=total_gib, free_gib=free_gib, gpu_memory_utilization=utilization,
+        total_gib=total_gib, free_gib=free_gib, layout_gib=layout_gib, layout_resident_gib=layout_resident_gib,
+        engine_context_gib=engine_context_gib, margin_gib=margin_gib, gpu_memory_utilization=utilization,
         max_num_seqs=seqs, max_num_batched_tokens=batched, max_model_len=8192 if total_gib < 14 else 16384,
         activation_gib=act, kv_cache_gib=kv_gib, kv_tokens=kv_tokens,
         layout_num_gpus=layout_frac, recognizer_num_gpus=round(0.95 - layout_frac, 2))
-
-
-def plan_for_device(device: int = 0, **kwargs) -> MemoryPlan:
-    """Plan from what NVML (through torch) reports for a visible CUDA device."""
-    import torch
-
-    free, total = torch.cuda.mem_get_info(device)
-    return plan_memory(total / GIB, free / GIB, **kwargs)

@@ -37,8 +37,8 @@ def build_app(args: Union[None, dict, str, AppConfig] = None) -> serve.Applicati
         config, "recognizer", Recognizer.get_deployment_options(config.recognizer)))
     ingress = serve.deployment(serve.ingress(api)(Ingress), **_options(
         config, "ingress", {"ray_actor_options": {"num_cpus": config.ingress.num_cpus}}))
-    return ingress.bind(renderer.bind(config.renderer), layout.bind(config.layout), recognizer.bind(config.recognizer),
-                        config)
+    return ingress.bind(renderer.bind(config.renderer), layout.bind(config.layout),
+                        recognizer.bind(config.recognizer_config()), config)
 
 
 app = build_app()

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.layout.config import LayoutConfig
+from deployments.layout.detector import gpu_peak_gib
 from deployments.recognizer.config import RecognizerConfig
 from deployments.renderer import RendererConfig
 
@@ -84,6 +85,13 @@ class AppConfig(BaseModel):
     ingress: IngressConfig = Field(default_factory=IngressConfig)
     deployments: dict[str, DeploymentSettings] = Field(
         default_factory=dict, description="Per deployment: ingress, renderer, layout, recognizer.")
+
+    def recognizer_config(self) -> RecognizerConfig:
+        """The recognizer's config as its stage receives it: the layout model's GPU peak filled in
+        (``gpu_reserved_gb``) unless set, so the engine's memory plan leaves it room on the card."""
+        if self.recognizer.gpu_reserved_gb is not None:
+            return self.recognizer
+        return self.recognizer.model_copy(update={"gpu_reserved_gb": gpu_peak_gib(self.layout)})
 
     def deployment(self, name: str) -> DeploymentSettings:
         defaults = {"ingress": DeploymentSettings(max_ongoing_requests=256, max_replicas=2),

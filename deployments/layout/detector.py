@@ -10,11 +10,16 @@ import logging
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
+
 from deployments.datamodel import LayoutBox, PageImage
+from deployments.gpu_memory import layout_peak_gib
 from deployments.layout.backends import LayoutLoadError, create_backend
+from deployments.layout.backends.hf import INPUT_SIZE
 from deployments.layout.config import LayoutConfig
 from deployments.layout.options import LayoutOptions
 from deployments.layout.postprocess import postprocess_layout
+from deployments.resources import apply_threads
 
 log = logging.getLogger(__name__)
 
@@ -31,28 +36,26 @@ def choose_backend(config: LayoutConfig) -> tuple[str, str]:
     return "transformers", f"{config.model} is a transformers checkpoint (directory or hub id)"
 
 
-def resolve_device(requested: str, min_free_gb: float) -> str:
-    """The torch device to use; fails clearly when a GPU is asked for but absent or too full."""
+def resolve_device(requested: str, needed_gib: float) -> str:
+    """The torch device to use; fails clearly when a GPU is asked for but absent or too full. Free
+    memory is read with NVML before this process creates a CUDA context (which would take its share)."""
     if requested == "cpu":
         return "cpu"
+    from deployments.gpu_device import GpuUnavailable, read_device
+
+    index = int(requested.partition(":")[2] or 0)
     try:
-        import torch
-    except ImportError:
+        card = read_device(index)
+    except GpuUnavailable as exc:
         if requested == "auto":
             return "cpu"
-        raise LayoutLoadError(f"layout.device is {requested!r} but torch is not installed; "
-                              "pip install 'paddleocr-vl-serve[gpu]' or use device: cpu") from None
-    if not torch.cuda.is_available():
-        if requested == "auto":
-            return "cpu"
-        raise LayoutLoadError(f"layout.device is {requested!r} but no CUDA GPU is visible "
-                              "(check CUDA_VISIBLE_DEVICES and the driver); use device: cpu or auto")
-    device = "cuda:0" if requested in ("auto", "cuda") else requested
-    free, total = torch.cuda.mem_get_info(torch.device(device))
-    if free < min_free_gb * 2**30:
-        raise LayoutLoadError(f"{device} has {free / 2**30:.2f} GiB free of {total / 2**30:.2f} GiB; the layout model "
-                              f"needs at least {min_free_gb} GiB (layout.min_free_gpu_gb). Free the GPU or use device: cpu")
-    return device
+        raise LayoutLoadError(f"layout.device is {requested!r} but {exc}; use device: cpu or auto") from None
+    if card.free_gib < needed_gib:
+        raise LayoutLoadError(
+            f"{card.name} has {card.free_gib:.2f} GiB free of {card.total_gib:.2f} GiB; the layout model needs "
+            f"{needed_gib:.2f} GiB at its peak (CUDA context, weights, one full batch). Lower layout.batch_size, "
+            "use dtype: bfloat16, free the GPU, or use device: cpu")
+    return f"cuda:{index}"
 
 
 class LayoutDetector:
@@ -61,10 +64,34 @@ class LayoutDetector:
     def __init__(self, config: Optional[LayoutConfig] = None):
         self.config = config or LayoutConfig()
         self.backend_name, reason = choose_backend(self.config)
-        device = "cpu" if self.backend_name == "lite" else resolve_device(self.config.device, self.config.min_free_gpu_gb)
+        apply_threads(self.config.num_cpus)
+        needed = self.config.min_free_gpu_gb
+        if needed is None:
+            needed = gpu_peak_gib(self.config, on_gpu=True)
+        device = "cpu" if self.backend_name == "lite" else resolve_device(self.config.device, needed)
         log.info("layout backend %s on %s (%s)", self.backend_name, device, reason)
         self.backend = create_backend(self.backend_name, self.config, device)
         self.device = device
+        if device.startswith("cuda"):
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One full batch at start, so that the replica holds its peak from the beginning (torch keeps
+        it cached) and publishes it for the memory plan of an engine on the same card."""
+        from deployments.gpu_device import Ledger, read_device
+
+        pages = [np.full((INPUT_SIZE, INPUT_SIZE, 3), 255, np.uint8)] * self.config.batch_size
+        self.backend.predict(pages, 1.0)
+        measured = self.backend.peak_gib() if hasattr(self.backend, "peak_gib") else None
+        planned = gpu_peak_gib(self.config, on_gpu=True)
+        peak = measured if measured is not None else planned
+        if measured is not None and measured > planned:
+            log.warning("layout holds %.2f GiB at a batch of %d, more than the %.2f GiB the memory plan assumes; "
+                        "an engine started before it may leave too little: lower layout.batch_size or set "
+                        "recognizer.gpu_reserved_gb to %.2f", measured, self.config.batch_size, planned, measured)
+        log.info("layout GPU peak: %s GiB measured, %.2f GiB planned (batch %d)",
+                 "not" if measured is None else f"{measured:.2f}", planned, self.config.batch_size)
+        Ledger().record(read_device(int(self.device.partition(":")[2] or 0)).uuid, peak)
 
     @staticmethod
     def get_deployment_options(config: LayoutConfig) -> dict:
@@ -84,6 +111,14 @@ class LayoutDetector:
                 size = (pages[i].width, pages[i].height)
                 results[i] = postprocess_layout(rows, size, opts[i], self.backend.labels)
         return results
+
+
+def gpu_peak_gib(config: LayoutConfig, on_gpu: Optional[bool] = None) -> float:
+    """GPU memory a layout replica of this config holds at its peak (0 when it runs on CPU): the
+    layout term of the recognizer's memory plan and the free memory the replica checks for."""
+    if on_gpu is None:
+        on_gpu = config.device != "cpu" and config.num_gpus > 0 and choose_backend(config)[0] != "lite"
+    return layout_peak_gib(config.batch_size, config.resolved_dtype) if on_gpu else 0.0
 
 
 def _min_threshold(options: LayoutOptions) -> float:

@@ -35,7 +35,9 @@ class RecognizerConfig(BaseModel):
     device: str = Field("auto", description="auto, cpu or cuda.")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="Passed to vLLM AsyncEngineArgs as is.")
     cpu_kv_cache_gb: float = Field(1.0, gt=0, description="KV cache of a CPU vLLM engine, GiB.")
-    gpu_reserved_gb: float = Field(0.75, ge=0, description="GPU memory kept for the layout model on the same card.")
+    gpu_reserved_gb: Optional[float] = Field(
+        None, ge=0, description="GPU memory kept for the layout model on the same card (its peak). None: the "
+        "application fills in the layout config's planned peak when layout runs on a GPU, else 0.")
     gpu_margin_gb: float = Field(0.5, ge=0, description="GPU memory left free as a safety margin.")
     max_new_tokens: int = Field(4096, gt=0, description="Default token limit per block (official: 4096).")
     page_timeout_s: float = Field(600.0, gt=0, description="Deadline for reading one page's blocks.")

@@ -20,6 +20,7 @@ from deployments.recognizer.engines import Engine, GenerationRequest, Generation
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.planning import plan_page
 from deployments.recognizer.results import build_page_result
+from deployments.resources import apply_threads
 
 log = logging.getLogger(__name__)
 _ids = itertools.count()
@@ -75,6 +76,7 @@ class Recognizer:
 
     def __init__(self, config: Optional[RecognizerConfig] = None, engine: Optional[Engine] = None):
         self.config = config or RecognizerConfig()
+        apply_threads(self.config.num_cpus)
         if engine is None:
             name, reason = choose_engine(self.config)
             log.info("recognition engine %s (%s)", name, reason)

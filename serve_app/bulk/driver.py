@@ -67,7 +67,7 @@ def pipeline(config: BulkConfig, app, options, items: list[dict]):
     return ds.map_batches(RecognizeWorker, batch_size=config.recognize_batch, batch_format="numpy",
                           compute=ActorPoolStrategy(size=config.recognize_workers),
                           **_resources(app.recognizer),
-                          fn_constructor_kwargs={"recognizer": app.recognizer.model_dump(mode="json"), "options": options,
+                          fn_constructor_kwargs={"recognizer": app.recognizer_config().model_dump(mode="json"), "options": options,
                                                  "retries": config.page_retries, "backoff": config.retry_backoff_s})
 
 

@@ -33,3 +33,16 @@ def test_defaults_and_unknown_keys():
     assert options["max_ongoing_requests"] >= 64  # Serve's default of 5 would starve a batching engine
     with pytest.raises(ValueError, match="extra"):
         load_config({"recogniser": {}})
+
+
+def test_the_recognizer_reserves_the_layout_models_gpu_peak_only_when_they_share_a_card():
+    from deployments.gpu_memory import layout_peak_gib
+
+    on_gpu = {"backend": "transformers", "device": "cuda", "num_gpus": 0.1, "batch_size": 8}
+    assert load_config({"layout": on_gpu}).recognizer_config().gpu_reserved_gb == layout_peak_gib(8, "float32")
+    bf16 = load_config({"layout": {**on_gpu, "dtype": "bfloat16"}}).recognizer_config()
+    assert bf16.gpu_reserved_gb == layout_peak_gib(8, "bfloat16") < layout_peak_gib(8, "float32")
+    for layout in ({**on_gpu, "device": "cpu"}, {**on_gpu, "num_gpus": 0}, {}):  # CPU, no GPU share, lite
+        assert load_config({"layout": layout}).recognizer_config().gpu_reserved_gb == 0.0
+    explicit = load_config({"layout": on_gpu, "recognizer": {"gpu_reserved_gb": 3.0}})
+    assert explicit.recognizer_config().gpu_reserved_gb == 3.0
