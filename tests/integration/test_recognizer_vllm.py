@@ -212,3 +212,29 @@ def test_a_template_that_cannot_place_the_image_stops_the_start_with_the_fix(run
     with pytest.raises(EngineStartError, match="set recognizer.chat_template") as raised:
         run(engine._template())
     assert fragment in str(raised.value)
+
+
+def test_an_engine_core_failure_reports_its_root_cause_and_the_fix_that_fits(run, tiny_vlm_fixed):
+    """vLLM's front end only says "Engine core initialization failed. See root cause above"; the
+    EngineCore process's own error (here: no room for KV cache blocks) reaches the message."""
+    from deployments.recognizer.engines import EngineStartError
+
+    config = cpu_config(tiny_vlm_fixed).model_copy(update={"cpu_kv_cache_gb": 0.00001})
+    with pytest.raises(EngineStartError) as raised:
+        run(VllmEngine(config).start())
+    message = str(raised.value)
+    assert "ValueError: No available memory for the cache blocks" in message
+    assert "recognizer.cpu_kv_cache_gb" in message
+    assert "See root cause above" not in message and "huggingface-cli" not in message
+
+
+def test_a_fine_tuned_directory_without_the_base_files_names_them(run, tiny_vlm_fixed, tmp_path):
+    import shutil
+
+    from deployments.recognizer.engines import EngineStartError
+
+    model = tmp_path / "sft-output"
+    shutil.copytree(tiny_vlm_fixed, model, ignore=shutil.ignore_patterns("processor_config.json", "chat_template*"))
+    with pytest.raises(EngineStartError, match=r"lacks preprocessor_config.json, a chat template \(chat_template.jinja\); "
+                                               r"a fine-tuned \(SFT\) output directory needs them"):
+        run(VllmEngine(cpu_config(model)).start())

@@ -9,9 +9,10 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from deployments.dtypes import cuda_capability, resolve
+from deployments.dtypes import resolve
 from deployments.recognizer.config import HF_VLM_MODEL, RecognizerConfig
 from deployments.recognizer.engines import ALL_TASKS, EngineStartError, GenerationRequest, GenerationResult
+from deployments.recognizer.engines.startup import ErrorLog, missing_checkpoint_files, start_failure
 from deployments.recognizer.repetition import repeated_tail
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,16 @@ def engine_args(config: RecognizerConfig, on_gpu: bool, memory_plan=None,
     return args
 
 
+def pixel_kwargs(min_pixels: int, max_pixels: int, remote_code: bool) -> dict:
+    """A crop's pixel limits as ``mm_processor_kwargs`` in the form the processor at hand reads and
+    vLLM counts image tokens from (``paddleocr_vl.py``): transformers' own processor
+    (``trust_remote_code`` off) reads ``size``; the hub's remote processor (on, as the official recipe
+    runs) reads only ``min_pixels``/``max_pixels``, given when vLLM builds it, and ignores ``size``."""
+    if remote_code:
+        return {"min_pixels": min_pixels, "max_pixels": max_pixels}
+    return {"size": {"shortest_edge": min_pixels, "longest_edge": max_pixels}}
+
+
 class VllmEngine:
     name = "vllm"
     tasks = ALL_TASKS
@@ -49,43 +60,64 @@ class VllmEngine:
         self.engine = None
         self.template = V1_TEMPLATE
         self.logged_prompt = False
+        self.capability: Optional[tuple[int, int]] = None
+        self.remote_code = False
 
     def _plan_gpu(self) -> None:
-        """On a CUDA machine size the engine from the card's free memory (the memory plan)."""
-        import torch
+        """On a CUDA machine size the engine from the card's free memory (the memory plan), read with
+        NVML so that this process holds no CUDA context of its own."""
+        from deployments.gpu_device import GpuUnavailable, Ledger, read_device
+        from deployments.gpu_memory import MemoryPlanError, plan_memory
 
-        if self.config.device == "cpu" or not torch.cuda.is_available():
+        if self.config.device == "cpu":
             return
-        from deployments.gpu_memory import MemoryPlanError, plan_for_device
-
-        self.on_gpu = True
+        try:
+            device = read_device(0)
+        except GpuUnavailable as exc:
+            if self.config.device == "auto":
+                return  # no GPU here: vLLM's CPU build
+            raise EngineStartError(f"recognizer.device is {self.config.device!r} but {exc}") from None
+        self.on_gpu, self.capability = True, device.capability
         if self.memory_plan is None and "gpu_memory_utilization" not in self.config.engine_kwargs:
+            resident = Ledger().resident_gib(device.uuid)
             try:
-                self.memory_plan = plan_for_device(0, layout_reserve_gib=self.config.gpu_reserved_gb,
-                                                   margin_gib=self.config.gpu_margin_gb)
+                self.memory_plan = plan_memory(device.total_gib, device.free_gib, layout_gib=self.config.gpu_reserved_gb or 0.0,
+                                               layout_resident_gib=resident, margin_gib=self.config.gpu_margin_gb)
             except MemoryPlanError as exc:
-                raise EngineStartError(str(exc)) from None
-            log.info("GPU memory plan: %s", self.memory_plan.as_dict())
+                raise EngineStartError(f"{device.name}: {exc}") from None
+            log.info("GPU memory plan on %s: %s", device.name, self.memory_plan.describe())
 
     async def start(self) -> None:
         os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
+        errors = ErrorLog()
+        errors.install()  # before vLLM is imported: EngineCore's root cause reaches the start-up error
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
         self._plan_gpu()
-        args = engine_args(self.config, self.on_gpu, self.memory_plan, cuda_capability() if self.on_gpu else None)
+        args = engine_args(self.config, self.on_gpu, self.memory_plan, self.capability)
         model = args["model"]
-        if (model.startswith("/") or model.startswith(".")) and not Path(model).is_dir():
-            raise EngineStartError(f"recognition model directory {model} does not exist; set recognizer.model to a "
-                                   f"PaddleOCR-VL checkpoint directory or a hub id such as {HF_VLM_MODEL}")
+        if model.startswith("/") or model.startswith("."):
+            self._check_directory(Path(model))
         log.info("starting vLLM AsyncLLM: %s", args)
         try:
             self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         except Exception as exc:  # noqa: BLE001 - vLLM raises many types for one meaning
-            raise EngineStartError(f"vLLM could not start {model!r}: {str(exc).splitlines()[0] if str(exc) else exc!r}. "
-                                   f"Without hub access run `huggingface-cli download {HF_VLM_MODEL} --local-dir DIR` "
-                                   "and set recognizer.model to DIR; on small GPUs see the memory plan in the README") from None
+            plan = self.memory_plan.describe() if self.memory_plan is not None else None
+            raise EngineStartError(start_failure(model, exc, errors.since_mark(), HF_VLM_MODEL, plan, self.on_gpu)) from None
+        self.remote_code = bool(self.engine.model_config.trust_remote_code)
         self.template = await self._template()
+
+    def _check_directory(self, path: Path) -> None:
+        if not path.is_dir():
+            raise EngineStartError(f"recognition model directory {path} does not exist; set recognizer.model to a "
+                                   f"PaddleOCR-VL checkpoint directory or a hub id such as {HF_VLM_MODEL}")
+        missing = missing_checkpoint_files(path, bool(self.config.chat_template))
+        if missing:
+            raise EngineStartError(
+                f"recognition model directory {path} lacks {', '.join(missing)}; a fine-tuned (SFT) output "
+                f"directory needs them from its base model: copy them from {HF_VLM_MODEL} (or the -1.5 repo it was "
+                "trained from)")
 
     async def _template(self) -> str:
         """The model's chat template rendered for one image and a ``{prompt}`` slot. A model without
@@ -125,9 +157,7 @@ class VllmEngine:
         prompt = {
             "prompt": self.template.format(prompt=request.prompt),
             "multi_modal_data": {"image": Image.fromarray(request.image)},
-            # transformers' native processor takes the limits as size (min_pixels/max_pixels kwargs are
-            # deprecated there); vLLM counts image tokens from the same override.
-            "mm_processor_kwargs": {"size": {"shortest_edge": request.min_pixels, "longest_edge": request.max_pixels}},
+            "mm_processor_kwargs": pixel_kwargs(request.min_pixels, request.max_pixels, self.remote_code),
         }
         if not self.logged_prompt:  # what the model really reads, once
             self.logged_prompt = True

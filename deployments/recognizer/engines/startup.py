@@ -1,0 +1,134 @@
+"""Why a vLLM engine did not start, in words that point at the right fix.
+
+vLLM's front end only raises "Engine core initialization failed. See root cause above": the root
+cause is logged by the EngineCore process. ``ErrorLog`` gives vLLM's loggers (in this process and,
+through ``VLLM_LOGGING_CONFIG_PATH``, in the EngineCore processes it spawns) a second handler that
+writes errors to a per-process file, so the start-up error can quote the root cause.
+``start_failure`` then adds the fix that fits it: the memory plan's numbers for memory failures,
+the offline download for hub or file failures, nothing misleading otherwise.
+
+Also here: the files a local checkpoint directory (e.g. a fine-tuning output) must hold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+HF_HINT = ("without hub access run `huggingface-cli download {hub} --local-dir DIR` and set recognizer.model to "
+           "DIR")
+MEMORY_FIXES = ("free GPU memory, lower layout.batch_size or run layout on CPU (layout.device: cpu), lower "
+                "engine_kwargs.max_num_batched_tokens, or set engine_kwargs.gpu_memory_utilization yourself")
+CPU_MEMORY_FIXES = "raise recognizer.cpu_kv_cache_gb (the CPU engine's KV cache) or lower engine_kwargs.max_model_len"
+_MEMORY = re.compile(r"memory|kv cache|OutOfMemory", re.I)
+_HUB = re.compile(r"huggingface|hub|repository not found|repo id|LocalEntryNotFound|does not appear to have|"
+                  r"No such file|not a (local folder|valid model)|Can't load|OfflineModeIsEnabled|401|404", re.I)
+# "ValueError: ..." at the end of a traceback; vLLM prefixes every logged line ("ERROR 11-30 ... [core.py:1510] ").
+_EXCEPTION_LINE = re.compile(r"(?:^|\s)(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
+_FORMAT = "%(levelname)s %(asctime)s [%(filename)s:%(lineno)d] %(message)s"
+
+
+class ErrorLog:
+    """vLLM's errors of this process and its EngineCore processes, in one file per process."""
+
+    def __init__(self, root: Optional[Path] = None):
+        folder = Path(root or Path(tempfile.gettempdir()) / "paddleocr-vl-serve")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"vllm-errors-{os.getpid()}.log"
+        self.path.touch()
+        self.mark = self.path.stat().st_size
+
+    def install(self) -> None:
+        """Before vLLM is imported: a logging config that keeps vLLM's console output and adds this
+        file (read by spawned EngineCore processes); after: the handler on the live logger (forked ones)."""
+        config = self.path.with_suffix(".json")
+        config.write_text(json.dumps(self.logging_config()))
+        os.environ.setdefault("VLLM_LOGGING_CONFIG_PATH", str(config))
+        logger = logging.getLogger("vllm")
+        if not any(getattr(h, "baseFilename", None) == str(self.path) for h in logger.handlers):
+            handler = logging.FileHandler(self.path)
+            handler.setLevel(logging.ERROR)
+            handler.setFormatter(logging.Formatter(_FORMAT))
+            logger.addHandler(handler)
+
+    def logging_config(self) -> dict:
+        level = os.environ.get("VLLM_LOGGING_LEVEL", "INFO")
+        return {
+            "version": 1, "disable_existing_loggers": False,
+            "formatters": {"vllm": {"()": "vllm.logging_utils.NewLineFormatter", "format": _FORMAT,
+                                    "datefmt": "%m-%d %H:%M:%S"}},
+            "handlers": {
+                "vllm": {"class": "logging.StreamHandler", "formatter": "vllm", "level": level,
+                         "stream": os.environ.get("VLLM_LOGGING_STREAM", "ext://sys.stdout")},
+                "errors": {"class": "logging.FileHandler", "formatter": "vllm", "level": "ERROR",
+                           "filename": str(self.path)}},
+            "loggers": {"vllm": {"handlers": ["vllm", "errors"], "level": level, "propagate": False}},
+        }
+
+    def since_mark(self) -> str:
+        with self.path.open("rb") as f:
+            f.seek(self.mark)
+            return f.read().decode("utf-8", "replace")
+
+
+def root_cause(log_text: str) -> Optional[str]:
+    """The last exception line ("ValueError: Free memory on device ...") of the logged tracebacks."""
+    found = None
+    for line in log_text.splitlines():
+        match = _EXCEPTION_LINE.search(line.strip())
+        if match:
+            found = f"{match.group(1)}: {match.group(2)}"
+    return found
+
+
+def start_failure(model: str, error: BaseException, log_text: str, hub_model: str,
+                  plan_text: Optional[str] = None, on_gpu: bool = True) -> str:
+    """The start-up error: the root cause (logged by EngineCore, else the exception) and its fix."""
+    first = str(error).splitlines()[0] if str(error) else repr(error)
+    cause = (root_cause(log_text) or f"{type(error).__name__}: {first}").rstrip(". ")
+    message = f"vLLM could not start {model!r}: {cause}"
+    if _MEMORY.search(cause):
+        plan = f"the memory plan was: {plan_text}. " if plan_text else ""
+        return f"{message}. {plan}Fixes: {MEMORY_FIXES if on_gpu else CPU_MEMORY_FIXES}"
+    if isinstance(error, OSError) or _HUB.search(cause):
+        return f"{message}. {HF_HINT.format(hub=hub_model)}"
+    return f"{message}. The engine's full traceback is in this replica's log"
+
+
+def missing_checkpoint_files(path: Path, template_configured: bool) -> list[str]:
+    """What a local PaddleOCR-VL directory lacks for vLLM (a fine-tuning output often has only
+    weights and config): the tokenizer config with its image token, the image processor's config,
+    and a chat template (unless the config sets one)."""
+    missing = []
+    tokenizer = path / "tokenizer_config.json"
+    if not tokenizer.exists():
+        missing.append("tokenizer_config.json")
+    else:
+        try:
+            settings = json.loads(tokenizer.read_text())
+        except ValueError:
+            settings = {}
+        if not settings.get("image_token"):
+            missing.append("an image_token in tokenizer_config.json")
+    if not any((path / f).exists() for f in ("preprocessor_config.json", "processor_config.json")):
+        missing.append("preprocessor_config.json")
+    if not template_configured and not _has_template(path):
+        missing.append("a chat template (chat_template.jinja)")
+    return missing
+
+
+def _has_template(path: Path) -> bool:
+    if (path / "chat_template.jinja").exists() or (path / "chat_template.json").exists():
+        return True
+    for name in ("tokenizer_config.json", "processor_config.json"):
+        try:
+            if json.loads((path / name).read_text()).get("chat_template"):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False

@@ -1,0 +1,60 @@
+"""Start-up errors of the vLLM engine point at the right fix: the root cause logged by EngineCore,
+the memory plan for memory failures, the offline download only for hub/file failures; and the files
+a local (fine-tuned) checkpoint directory must hold."""
+
+import json
+
+from deployments.recognizer.engines.startup import missing_checkpoint_files, root_cause, start_failure
+
+ENGINE_CORE_LOG = """ERROR 11-30 14:01:02 [core.py:1510] EngineCore failed to start.
+ERROR 11-30 14:01:02 [core.py:1510] Traceback (most recent call last):
+ERROR 11-30 14:01:02 [core.py:1510]   File "vllm/v1/worker/gpu_worker.py", line 535, in init_device
+ERROR 11-30 14:01:02 [core.py:1510] ValueError: Free memory on device cuda:0 (6.77/7.96 GiB) on startup is less than \
+desired GPU memory utilization (0.99, 7.88 GiB). Decrease GPU memory utilization or reduce GPU memory used by other \
+processes.
+"""
+FRONT_END = RuntimeError("Engine core initialization failed. See root cause above. Failed core proc(s): {}")
+
+
+def test_the_root_cause_is_the_last_logged_exception():
+    assert root_cause(ENGINE_CORE_LOG).startswith("ValueError: Free memory on device cuda:0 (6.77/7.96 GiB)")
+    assert root_cause("INFO nothing failed\n") is None
+
+
+def test_a_memory_failure_quotes_the_root_cause_and_the_plan_not_the_hub():
+    message = start_failure("PaddlePaddle/PaddleOCR-VL", FRONT_END, ENGINE_CORE_LOG, "PaddlePaddle/PaddleOCR-VL",
+                            plan_text="card 7.96 GiB with 6.77 free; ...")
+    assert "Free memory on device cuda:0 (6.77/7.96 GiB)" in message
+    assert "See root cause above" not in message
+    assert "the memory plan was: card 7.96 GiB with 6.77 free" in message and "layout.batch_size" in message
+    assert "huggingface-cli" not in message
+
+
+def test_a_hub_failure_gets_the_offline_download():
+    log = "ERROR x\nERROR y OSError: We couldn't connect to 'https://huggingface.co' to load the files\n"
+    message = start_failure("PaddlePaddle/PaddleOCR-VL", FRONT_END, log, "PaddlePaddle/PaddleOCR-VL")
+    assert "huggingface-cli download PaddlePaddle/PaddleOCR-VL --local-dir DIR" in message
+    assert "memory plan" not in message
+
+
+def test_without_a_logged_cause_the_exception_is_kept_and_no_wrong_fix_is_given():
+    message = start_failure("/m", TypeError("unexpected keyword argument 'foo'"), "", "PaddlePaddle/PaddleOCR-VL")
+    assert "TypeError: unexpected keyword argument 'foo'" in message
+    assert "huggingface-cli" not in message and "memory plan" not in message
+    assert "full traceback is in this replica's log" in message
+
+
+def test_a_fine_tuned_directory_names_what_it_lacks(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    assert missing_checkpoint_files(tmp_path, template_configured=False) == [
+        "tokenizer_config.json", "preprocessor_config.json", "a chat template (chat_template.jinja)"]
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
+    (tmp_path / "preprocessor_config.json").write_text("{}")
+    assert missing_checkpoint_files(tmp_path, template_configured=True) == ["an image_token in tokenizer_config.json"]
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"image_token": "<|IMAGE_PLACEHOLDER|>",
+                                                                "chat_template": "{{ x }}"}))
+    assert missing_checkpoint_files(tmp_path, template_configured=False) == []
+
+
+def test_the_tiny_checkpoint_is_complete(tiny_vlm):
+    assert missing_checkpoint_files(tiny_vlm, template_configured=False) == []
