@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
 
-import pymupdf  # noqa: E402
 import yaml  # noqa: E402
 
 from deployments.gpu_device import GpuUnavailable, read_device  # noqa: E402
@@ -39,15 +38,8 @@ from deployments.gpu_memory import layout_peak_gib  # noqa: E402
 from deployments.layout.detector import LayoutDetector  # noqa: E402
 from deployments.recognizer.recognizer import Recognizer  # noqa: E402
 from deployments.renderer import Renderer  # noqa: E402
-from documents import paper_pdf, text_pdf  # noqa: E402
+from documents import mixed_pdf  # noqa: E402
 from serve_app.config import load_config  # noqa: E402
-
-
-def corpus(pages: int) -> bytes:
-    doc = pymupdf.open()
-    for n in range(pages):
-        doc.insert_pdf(pymupdf.open(stream=paper_pdf() if n % 2 else text_pdf(1), filetype="pdf"))
-    return doc.tobytes()
 
 
 def used_gib() -> float | None:
@@ -133,8 +125,8 @@ def main(argv=None) -> int:
             print(f"memory plan: {plan.describe()}")
         print(f"engine: took {engine['took_gib']} GiB, planned {engine.get('planned_gib')} GiB")
         renderer = Renderer(config.renderer)
-        await parse(renderer, detector, recognizer, corpus(2))  # warm-up: CUDA graphs, processor caches
-        speed = await parse(renderer, detector, recognizer, corpus(args.pages))
+        await parse(renderer, detector, recognizer, mixed_pdf(2))  # warm-up: CUDA graphs, processor caches
+        speed = await parse(renderer, detector, recognizer, mixed_pdf(args.pages))
         print(f"parse: {speed}")
         await recognizer.shutdown()
         return {"engine": engine, "parse": speed, "layout_restart_room_gib": room}

@@ -34,14 +34,7 @@ from deployments.layout.config import LayoutConfig  # noqa: E402
 from deployments.layout.detector import LayoutDetector  # noqa: E402
 from deployments.layout.options import LayoutOptions  # noqa: E402
 from deployments.renderer import Renderer, RendererConfig  # noqa: E402
-from documents import paper_pdf, text_pdf  # noqa: E402
-
-
-def corpus(pages: int) -> bytes:
-    doc = pymupdf.open()
-    for n in range(pages):
-        doc.insert_pdf(pymupdf.open(stream=paper_pdf() if n % 2 else text_pdf(1), filetype="pdf"))
-    return doc.tobytes()
+from documents import mixed_pdf  # noqa: E402
 
 
 def bare_loop(data: bytes, scale: float) -> int:
@@ -156,17 +149,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=200)
     args = parser.parse_args()
-    data = corpus(args.pages)
+    data = mixed_pdf(args.pages)
     render = bench_render(data, args.pages)
     print(f"renderer, one process ({args.pages} A4 pages: text and paper layouts)")
     print(f"{'dpi':>5}{'ours p/s':>11}{'bare p/s':>11}{'ratio':>8}")
     for r in render:
         print(f"{r['dpi']:>5}{r['ours_pages_per_s']:>11.1f}{r['bare_pymupdf_pages_per_s']:>11.1f}{r['ratio']:>8.2f}")
-    layout = bench_layout(corpus(40))
+    layout = bench_layout(mixed_pdf(40))
     print(f"\nlayout on CPU ({os.cpu_count()} cores)")
     for r in layout:
         print(f"  {r['backend']:<28}{r['pages_per_s']:>8.1f} pages/s")
-    recognition = bench_recognition(corpus(10))
+    recognition = bench_recognition(mixed_pdf(10))
     print("\nrecognition, one vLLM engine (CPU build, tiny random model, 32 new tokens per block)")
     for name, r in recognition.items():
         if name.startswith("concurrency"):

@@ -56,6 +56,14 @@ def paper_pdf() -> bytes:
     return _save(doc)
 
 
+def mixed_pdf(pages: int) -> bytes:
+    """``pages`` pages alternating a plain text page and the paper page (title, columns, table)."""
+    doc = pymupdf.open()
+    for n in range(pages):
+        doc.insert_pdf(pymupdf.open(stream=paper_pdf() if n % 2 else text_pdf(1), filetype="pdf"))
+    return doc.tobytes()
+
+
 def encrypted_pdf() -> bytes:
     doc = pymupdf.open(stream=text_pdf(1), filetype="pdf")
     return _save(doc, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="secret", owner_pw="owner")
