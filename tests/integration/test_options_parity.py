@@ -48,7 +48,11 @@ def test_cases_cover_every_option_of_the_api():
 
 @pytest.fixture(scope="module")
 def app_config(tiny_layout_hf, tiny_vlm_fixed) -> dict:
-    return {"layout": {"backend": "transformers", "model": str(tiny_layout_hf), "options": {"threshold": 0.0}},
+    # One page per layout forward on both paths: Serve batches the pages that happen to arrive
+    # together, a bulk job a fixed number, and CPU kernels round scores differently per batch size
+    # in the last float digits (prunedResult carries the scores).
+    return {"layout": {"backend": "transformers", "model": str(tiny_layout_hf), "options": {"threshold": 0.0},
+                       "batch_size": 1},
             "recognizer": {"engine": "transformers", "model": str(tiny_vlm_fixed), "dtype": "float32"}}
 
 
