@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from deployments.textlayer import TextLayer
+
 BBox = tuple[int, int, int, int]
 
 
@@ -31,6 +33,8 @@ class PageImage:
     image: np.ndarray
     scale: float = 1.0
     error: Optional["PageError"] = None
+    #: A PDF page's own words in the image's pixels (None for images and pages without text).
+    text_layer: Optional[TextLayer] = None
 
     @classmethod
     def failed(cls, doc_id: str, page_index: int, page_count: int, error: "PageError") -> "PageImage":
@@ -108,6 +112,8 @@ class BlockResult:
     num_tokens: int = 0
     finish_reason: Optional[str] = None
     warning: Optional[str] = None
+    #: Where the content came from when not from the engine: "text_layer" (the PDF's own text).
+    source: Optional[str] = None
     # Set by cross-page restructuring (merge tables, re-level titles).
     global_block_id: Optional[int] = None
     global_group_id: Optional[int] = None

@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.datamodel import PageError, PageImage
+from deployments.textlayer import extract_text_layer
 
 FileKind = Literal["pdf", "image"]
 _MUPDF_LOCK = threading.Lock()  # MuPDF is not thread-safe; replicas scale out as processes
@@ -152,7 +153,7 @@ class Renderer:
             pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csRGB, alpha=False)
             rows = np.frombuffer(pix.samples_mv, dtype=np.uint8).reshape(pix.height, pix.stride)
             image = rows[:, : pix.width * 3].reshape(pix.height, pix.width, 3).copy()
-            return PageImage(doc_id, index, count, image, scale)
+            return PageImage(doc_id, index, count, image, scale, text_layer=extract_text_layer(page, scale))
         except Exception as exc:  # noqa: BLE001 - one bad page must not fail the document
             return _failed(doc_id, index, count, "render", "page_render_failed",
                            f"page {index + 1} could not be rendered ({exc}); the other pages are unaffected. "

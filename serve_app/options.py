@@ -16,7 +16,7 @@ from deployments.datamodel import PageResult
 from deployments.labels import PROMPT_LABELS, V1_MARKDOWN_IGNORE_LABELS
 from deployments.layout.options import LayoutOptions
 from deployments.recognizer.options import PIXEL_KINDS, PlanOptions
-from deployments.recognizer.recognizer import PageRequest, SamplingOptions
+from deployments.recognizer.recognizer import PageRequest, SamplingOptions, TextLayerMode
 from deployments.renderer import check_page_ranges
 from serve_app.protocol import InferRequest
 
@@ -71,6 +71,7 @@ class ParseOptions(BaseModel):
     markdown_images: bool = Field(True, description="returnMarkdownImages: Base64 crops with the Markdown.")
     page_ranges: Optional[str] = Field(None, description="pageRanges: 1-based pages to parse, '1-3,7'.")
     deadline_s: Optional[float] = Field(None, gt=0, description="deadlineSeconds (None: ingress.timeout_s).")
+    text_layer: TextLayerMode = Field("auto", description="textLayer: a PDF's own text for text blocks.")
 
     @field_validator("prompt_label")
     @classmethod
@@ -103,11 +104,11 @@ class ParseOptions(BaseModel):
                                                      relevel_titles=req.relevelTitles),
                       visualize=visualize if req.visualize is None else req.visualize,
                       markdown_images=req.returnMarkdownImages, page_ranges=_page_ranges(req.pageRanges),
-                      deadline_s=req.deadlineSeconds)
+                      deadline_s=req.deadlineSeconds, text_layer=req.textLayer or "auto")
 
     def page_request(self, timeout_s: Optional[float] = None) -> PageRequest:
         """What the recognizer reads: planning, sampling and the page's remaining deadline."""
-        return PageRequest(plan=self.plan, sampling=self.sampling, timeout_s=timeout_s)
+        return PageRequest(plan=self.plan, sampling=self.sampling, timeout_s=timeout_s, text_layer=self.text_layer)
 
     def report(self, page: Optional[PageResult] = None) -> dict[str, Any]:
         """``model_settings`` as PaddleX reports it (plus the kinds this page kept as images)."""

@@ -1,5 +1,5 @@
 """Request and response models of the HTTP API, field for field as PaddleX's PaddleOCR-VL
-serving schema (camelCase names), plus our additions (``pageRanges``, ``deadlineSeconds``)."""
+serving schema (camelCase names), plus our additions (``pageRanges``, ``deadlineSeconds``, ``textLayer``)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,10 @@ class InferRequest(BaseModel):
     logId: Optional[str] = None
     pageRanges: Optional[str] = Field(None, description="Pages to parse, 1-based: '1-3,7'.")
     deadlineSeconds: Optional[float] = Field(None, description="Deadline of this request (504 beyond).")
+    textLayer: Optional[Literal["auto", "off", "prefer"]] = Field(
+        None, description="A PDF's own text for text blocks: auto (the offline CPU engine uses it where it is "
+        "good), off (always read pixels), prefer (also with the VLM engines: text blocks the layer covers skip "
+        "the model; tables, formulas and charts still go to it).")
 
 
 class RestructurePage(BaseModel):

@@ -9,17 +9,19 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.datamodel import LayoutBox, PageError, PageImage, PageResult
+from deployments.labels import PROMPTS
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines import Engine, GenerationRequest, GenerationResult, create_engine
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.planning import plan_page
 from deployments.recognizer.results import build_page_result
+from deployments.textlayer import assign_words, block_text
 from deployments.resources import apply_threads
 
 log = logging.getLogger(__name__)
@@ -37,14 +39,19 @@ class SamplingOptions(BaseModel):
     max_new_tokens: Optional[int] = Field(None, gt=0)
 
 
+TextLayerMode = Literal["auto", "off", "prefer"]
+
+
 @dataclass(slots=True)
 class PageRequest:
     """Everything the recognizer needs for one page besides the image and boxes. ``timeout_s``
-    is the page's deadline (the request's remaining time); None uses ``page_timeout_s``."""
+    is the page's deadline (the request's remaining time); None uses ``page_timeout_s``.
+    ``text_layer``: whether text blocks may be read from the PDF's own text (``uses_text_layer``)."""
 
     plan: Optional[PlanOptions] = None
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     timeout_s: Optional[float] = None
+    text_layer: TextLayerMode = "auto"
 
 
 def choose_engine(config: RecognizerConfig) -> tuple[str, str]:
@@ -109,9 +116,10 @@ class Recognizer:
             return PageResult.failed(page, page.error)
         options = self._plan_options(request)
         plan = await asyncio.to_thread(plan_page, page.image, boxes, options)  # crops and merges: CPU work
+        from_layer = self._from_text_layer(page, plan, request)
         timeout = request.timeout_s or self.config.page_timeout_s
         try:
-            outputs = await asyncio.wait_for(self._read_blocks(plan, request), timeout)
+            outputs = await asyncio.wait_for(self._read_blocks(plan, request, set(from_layer)), timeout)
         except asyncio.TimeoutError:
             return self.failed_page(page, "deadline_exceeded",
                                 f"page {page.page_index + 1} was not read within {timeout:g} s; its blocks were "
@@ -119,14 +127,46 @@ class Recognizer:
         except Exception as exc:  # noqa: BLE001 - an engine error fails this page, not the server
             log.exception("recognition failed on page %s of %s", page.page_index, page.doc_id)
             return self.failed_page(page, "recognition_failed", f"the recognition engine failed: {exc}")
+        outputs.update(from_layer)
         result = build_page_result(plan, {k: r.text for k, r in outputs.items()}, page_index=page.page_index,
                                    width=page.width, height=page.height, layout_boxes=boxes,
                                    options=options, page_count=page.page_count,
-                                   details={k: (r.num_tokens, r.finish_reason) for k, r in outputs.items()})
+                                   details={k: (r.num_tokens, r.finish_reason) for k, r in outputs.items()},
+                                   sources=dict.fromkeys(from_layer, "text_layer"))
         return result
 
-    async def _read_blocks(self, plan, request: PageRequest) -> dict[int, GenerationResult]:
-        blocks = [b for b in plan.blocks if b.needs_model]
+    def uses_text_layer(self, mode: TextLayerMode) -> bool:
+        """auto: the PDF's own text where it is good, for the engine that reads pixels worst (lite);
+        prefer: for every engine (text blocks skip the model); off: never."""
+        return mode == "prefer" or (mode == "auto" and self.engine.name == "lite")
+
+    def _from_text_layer(self, page: PageImage, plan, request: PageRequest) -> dict[int, GenerationResult]:
+        """Text blocks read from the page's text layer (``deployments.textlayer`` decides per block);
+        every other block goes to the engine. A merged group (its members' crops stacked into one
+        image) is read member by member and joined, as the engine reads the stacked image."""
+        if page.text_layer is None or not self.uses_text_layer(request.text_layer):
+            return {}
+        # Every block takes part, so that the words of a table or a figure stay out of text blocks.
+        owned = dict(zip((b.index for b in plan.blocks), assign_words(page.text_layer, [b.bbox for b in plan.blocks])))
+        members: dict[int, list[int]] = {}
+        for block in plan.blocks:
+            members.setdefault(block.index if block.group_id is None else block.group_id, []).append(block.index)
+        out = {}
+        for block in plan.blocks:
+            if not block.needs_model or block.prompt != PROMPTS["ocr"]:
+                continue
+            texts = [block_text(page.text_layer, owned[i]) for i in members[block.group_id if block.group_id
+                                                                                is not None else block.index]]
+            if any(text is None for text, _ in texts):
+                log.debug("page %s block %s read from pixels: %s", page.page_index, block.index,
+                          next(reason for text, reason in texts if text is None))
+                continue
+            text = " ".join(t for t, _ in texts)
+            out[block.index] = GenerationResult(text, len(text.split()), "stop")
+        return out
+
+    async def _read_blocks(self, plan, request: PageRequest, skip: frozenset = frozenset()) -> dict[int, GenerationResult]:
+        blocks = [b for b in plan.blocks if b.needs_model and b.index not in skip]
         # The JPEG round trips are CPU work: off the event loop that the engine's output handler shares.
         images = await asyncio.to_thread(lambda: [jpeg_roundtrip(b.image, self.config.jpeg_quality) for b in blocks])
         results = await asyncio.gather(*(self.engine.generate(self._request(b, image, request))

@@ -27,9 +27,11 @@ def build_page_result(
     options: Optional[PlanOptions] = None,
     page_count: Optional[int] = None,
     details: Optional[Mapping[int, tuple[int, str]]] = None,
+    sources: Optional[Mapping[int, str]] = None,
 ) -> PageResult:
     """Assemble one page. ``outputs`` maps planned block index → raw model text, ``details``
-    (optional) → (generated tokens, finish reason)."""
+    (optional) → (generated tokens, finish reason), ``sources`` → where a text came from when not
+    from the engine (e.g. "text_layer")."""
     options = options or PlanOptions()
     image_labels = options.image_block_labels()
     page = PageResult(page_index=page_index, width=width, height=height, page_count=page_count,
@@ -44,6 +46,7 @@ def build_page_result(
             result.warning = warning or result.warning
             if details and block.index in details:
                 result.num_tokens, result.finish_reason = details[block.index]
+            result.source = (sources or {}).get(block.index)
             page.spotting_res = spotting or page.spotting_res
         if block.label == "table":
             tables.append((result, block.figure_token_map))

@@ -61,7 +61,7 @@ def page_from_pruned(pruned: dict[str, Any], page_index: int = 0) -> PageResult:
         BlockResult(
             label=b["block_label"], bbox=tuple(int(v) for v in b["block_bbox"]),
             content=re.sub(r"^#+\s", "", b.get("block_content") or ""),
-            group_id=b.get("group_id"), image_path=_image_path_of(b, settings),
+            group_id=b.get("group_id"), image_path=_image_path_of(b, settings), source=b.get("block_source"),
         )
         for b in pruned.get("parsing_res_list") or []
     ]

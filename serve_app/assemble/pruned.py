@@ -29,6 +29,8 @@ def parsing_res_list(page: PageResult, options: ParseOptions) -> list[dict[str, 
             entry["global_block_id"] = block.global_block_id
         if block.global_group_id is not None:
             entry["global_group_id"] = block.global_group_id
+        if block.source is not None:  # only where not read by the engine: the official output is unchanged
+            entry["block_source"] = block.source
         if funcs is not None:
             func = funcs.get(block.label)
             entry["block_content"] = func(block) if func else block.content

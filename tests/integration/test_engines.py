@@ -14,7 +14,7 @@ from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines import GenerationRequest
 from deployments.recognizer.engines.hf_engine import TransformersEngine
 from deployments.recognizer.engines.vllm_engine import VllmEngine
-from deployments.recognizer.recognizer import Recognizer, choose_engine
+from deployments.recognizer.recognizer import PageRequest, Recognizer, choose_engine
 from deployments.renderer import Renderer
 from deployments.tiny_models import FIXED_ANSWER
 from documents import LOREM, text_pdf
@@ -70,18 +70,12 @@ def test_transformers_engine_through_the_recognizer(run, tiny_vlm_fixed):
     assert result.status is PageStatus.OK and [b.content for b in result.blocks] == [FIXED_ANSWER] * 4
 
 
-def levenshtein(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+@pytest.mark.parametrize("text_layer", ["off", "auto"])
+def test_lite_engine_reads_generated_pdfs_with_a_low_error_rate(run, text_layer):
+    """Offline default end to end: lite layout + lite recognition on text of known content; with
+    ``off`` every block is OCR'd from pixels, with ``auto`` (the default) read from the PDF's text."""
+    from rapidfuzz.distance import Levenshtein
 
-
-def test_lite_engine_reads_generated_pdfs_with_a_low_error_rate(run):
-    """Offline default end to end: lite layout + lite recognition on text of known content."""
     text = "Page {n}: " + LOREM
     recognizer, detector = Recognizer(RecognizerConfig()), LayoutDetector()
     assert recognizer.engine.name == "lite" and choose_engine(RecognizerConfig())[0] == "lite"
@@ -89,16 +83,42 @@ def test_lite_engine_reads_generated_pdfs_with_a_low_error_rate(run):
 
     async def read():
         await recognizer.start()
-        return [await recognizer.recognize(p, boxes) for p, boxes in zip(pages, detector.detect(pages))]
+        return [await recognizer.recognize(p, boxes, PageRequest(text_layer=text_layer))
+                for p, boxes in zip(pages, detector.detect(pages))]
 
     results = run(read())
     for n, result in enumerate(results, 1):
         assert result.status is PageStatus.OK
         got = " ".join(b.content for b in result.blocks if b.content)
         want = (text.format(n=n) * 4).strip()
-        cer = levenshtein(" ".join(got.split()), " ".join(want.split())) / len(want)
+        cer = Levenshtein.distance(" ".join(got.split()), " ".join(want.split())) / len(want)
         print(f"page {n}: CER {cer:.3f}")
-        assert cer < 0.05, got
+        sources = {b.source for b in result.blocks if b.content}
+        if text_layer == "off":
+            assert cer < 0.05 and sources == {None}, got
+        else:  # the layer's exact text, every word once, even where the layout box cuts letters
+            assert cer == 0 and sources == {"text_layer"}, got
+
+
+def test_a_scan_is_read_from_pixels_even_with_the_text_layer_on(run):
+    """A page that is an image (no text layer) and one whose text layer is invisible (another
+    engine's OCR, here deliberately wrong): both are OCR'd, and the wrong layer never shows."""
+    import pymupdf
+
+    from documents import scanned_pdf
+
+    doc = pymupdf.open(stream=scanned_pdf(), filetype="pdf")
+    doc[0].insert_text((60, 700), "WRONG HIDDEN LAYER", fontsize=12, render_mode=3)
+    pages = list(Renderer().render(doc.tobytes()))
+    recognizer, detector = Recognizer(RecognizerConfig()), LayoutDetector()
+
+    async def read():
+        await recognizer.start()
+        return [await recognizer.recognize(p, b, PageRequest(text_layer="auto")) for p, b in zip(pages, detector.detect(pages))]
+
+    (result,) = run(read())
+    assert result.blocks and all(b.source is None for b in result.blocks)
+    assert "WRONG" not in " ".join(b.content for b in result.blocks)
 
 
 def test_auto_engine_choice_and_start_errors(run, tmp_path):

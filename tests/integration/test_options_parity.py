@@ -31,7 +31,7 @@ CASES = {
         "minPixels": 50176, "maxPixels": 802816, "maxNewTokens": 12, "markdownIgnoreLabels": ["number"],
         "vlmExtraArgs": {"table_max_pixels": 602112, "ocr_min_pixels": 60000}, "prettifyMarkdown": False,
         "showFormulaNumber": True, "restructurePages": True, "mergeTables": False, "relevelTitles": False,
-        "pageRanges": "2-3", "deadlineSeconds": 1800,
+        "pageRanges": "2-3", "deadlineSeconds": 1800, "textLayer": "prefer",
     },
     "chart": {"useLayoutDetection": False, "promptLabel": "chart", "useChartRecognition": True},
     "seal": {"useLayoutDetection": False, "promptLabel": "seal", "restructurePages": True, "mergeTables": True},
@@ -100,7 +100,7 @@ def through_bulk(tmp_path, app_config: dict, pdf: bytes, request: dict) -> dict:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_same_options_same_bytes_over_http_and_in_bulk(case, parity_url, app_config, tmp_path):
-    pdf = text_pdf(3, "Parity page {n}: words to read. ")
+    pdf = text_pdf(3, "Parity page {n}: words to read. " * 30)  # text down the page, where tiny boxes fall
     entries = over_http(parity_url, pdf, CASES[case])
     row = through_bulk(tmp_path, app_config, pdf, CASES[case])
     assert row["status"] == "ok" and row["page_count"] == len(entries)
@@ -111,6 +111,8 @@ def test_same_options_same_bytes_over_http_and_in_bulk(case, parity_url, app_con
         assert len(entries) == 2 and settings["use_chart_recognition"] and settings["format_block_content"]
         assert settings["return_layout_polygon_points"] is False and settings["markdown_ignore_labels"] == ["number"]
         assert all("global_block_id" in b for b in entries[0]["prunedResult"]["parsing_res_list"])
+        sources = [b.get("block_source") for e in entries for b in e["prunedResult"]["parsing_res_list"]]
+        assert "text_layer" in sources, sources  # textLayer prefer: text blocks skipped the model
     if case == "chart":  # the chart's text is read and kept, as an HTML table
         assert settings["use_chart_recognition"] is True
         assert all(f"<th style='text-align: center;'>{FIXED_ANSWER}</th>" in m for m in row["markdown"])

@@ -10,28 +10,7 @@ import numpy as np
 
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines import GenerationRequest, GenerationResult
-
-LINE_GAP = 0.5  # boxes whose vertical centres differ by less than half a line height share a line
-
-
-def order_lines(boxes: np.ndarray, texts: list[str]) -> str:
-    """Detected text boxes (4 corner points each) → one paragraph: lines top to bottom, words
-    left to right."""
-    if not texts:
-        return ""
-    tops, bottoms, lefts = boxes[:, :, 1].min(1), boxes[:, :, 1].max(1), boxes[:, :, 0].min(1)
-    centres, heights = (tops + bottoms) / 2, np.maximum(bottoms - tops, 1)
-    lines: list[list[int]] = []
-    for i in np.argsort(centres, kind="stable"):
-        if lines and abs(centres[i] - np.mean([centres[j] for j in lines[-1]])) < LINE_GAP * heights[i]:
-            lines[-1].append(int(i))
-        else:
-            lines.append([int(i)])
-    rows = [" ".join(texts[j] for j in sorted(line, key=lambda k: lefts[k])) for line in lines]
-    # One paragraph, as PaddleOCR-VL reads a text block: lines joined, hyphenation undone.
-    return "".join(r[:-1] if r.endswith("-") and n < len(rows) - 1 else r + (" " if n < len(rows) - 1 else "")
-                   for n, r in enumerate(rows))
-
+from deployments.textlayer import order_lines
 
 class LiteEngine:
     name = "lite"

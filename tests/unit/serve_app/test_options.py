@@ -24,6 +24,7 @@ def test_defaults_match_the_official_pipeline():
         "return_layout_polygon_points": True}
     request = options.page_request(12.5)
     assert request.plan == PlanOptions() and request.sampling.temperature == 0.0 and request.timeout_s == 12.5
+    assert options.text_layer == request.text_layer == "auto"  # the recognizer decides per engine
 
 
 def test_request_values_land_in_the_stage_options_over_the_server_defaults():
@@ -32,7 +33,8 @@ def test_request_values_land_in_the_stage_options_over_the_server_defaults():
         {"layoutThreshold": 0.3, "useChartRecognition": True, "topP": 0.5, "maxNewTokens": 9,
          "prettifyMarkdown": False, "showFormulaNumber": True, "markdownIgnoreLabels": [], "visualize": False,
          "vlmExtraArgs": {"table_max_pixels": 500000}, "restructurePages": True, "mergeTables": False,
-         "pageRanges": "2-3", "deadlineSeconds": 30, "layoutShapeMode": "rect", "formatBlockContent": True},
+         "pageRanges": "2-3", "deadlineSeconds": 30, "layoutShapeMode": "rect", "formatBlockContent": True,
+         "textLayer": "prefer"},
         server_layout, server_plan, visualize=True)
     assert options.layout.threshold == 0.3 and options.layout.nms is False  # the server's default stays
     assert options.plan.pixel_profile == "v1" and options.plan.use_chart_recognition
@@ -41,6 +43,7 @@ def test_request_values_land_in_the_stage_options_over_the_server_defaults():
     assert not options.markdown.pretty and options.markdown.show_formula_number and options.markdown.ignored == ()
     assert options.restructure.enabled and not options.restructure.merge_tables
     assert (options.page_ranges, options.deadline_s, options.visualize) == ("2-3", 30, False)
+    assert options.page_request().text_layer == "prefer"
     report = options.report(PageResult(0, 10, 10, recognized_as_images=("table",)))
     assert report["use_chart_recognition"] and report["format_block_content"] and report["markdown_ignore_labels"] == []
     assert report["return_layout_polygon_points"] is False and report["recognized_as_images"] == ["table"]
@@ -76,6 +79,7 @@ def test_prompt_label_chart_or_seal_turns_that_recognition_on():
                                                     "ocr_max_pixels (1003520)"),
     ({"useDocUnwarping": True}, "useDocOrientationClassify/useDocUnwarping: not available on this server"),
     ({"outputFormats": ["docx"]}, "outputFormats: ['docx'] is not supported"),
+    ({"textLayer": "sometimes"}, "textLayer: Input should be 'auto', 'off' or 'prefer', got 'sometimes'"),
 ])
 def test_every_problem_names_the_option_and_the_value(request_options, message):
     with pytest.raises(OptionError) as raised:
