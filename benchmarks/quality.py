@@ -92,7 +92,7 @@ def table_page(seed: int) -> tuple[pymupdf.Document, list[str], list[str]]:
             text = f"{WORDS[(seed + i * 4 + j) % len(WORDS)]} {i}{j}"
             cells.append(text)
             page.insert_text((x1 + 8 + j * (x2 - x1) / 4, y1 + 28 + i * (y2 - y1) / 5), text, fontsize=10)
-    return doc, [intro], cells
+    return doc, [intro, " ".join(cells)], cells
 
 
 def formula_page(seed: int) -> tuple[pymupdf.Document, list[str], list[str]]:

@@ -8,16 +8,17 @@ import io
 import itertools
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.datamodel import LayoutBox, PageError, PageImage, PageResult
-from deployments.labels import PROMPTS
+from deployments.labels import IMAGE_LABELS, PP_DOCLAYOUT_V2_LABELS, PROMPTS
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines import Engine, GenerationRequest, GenerationResult, create_engine
+from deployments.recognizer.lite_tables import is_ruled, table_otsl
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.planning import plan_page
 from deployments.recognizer.results import build_page_result
@@ -26,6 +27,9 @@ from deployments.resources import apply_threads
 
 log = logging.getLogger(__name__)
 _ids = itertools.count()
+TEXT_CLS = PP_DOCLAYOUT_V2_LABELS.index("text")
+BIG_BOX = 0.5  # share of the page
+FORMULA_LIKE = ("display_formula", "inline_formula", "chart")
 
 
 class SamplingOptions(BaseModel):
@@ -115,7 +119,8 @@ class Recognizer:
         if page.error is not None:
             return PageResult.failed(page, page.error)
         options = self._plan_options(request)
-        plan = await asyncio.to_thread(plan_page, page.image, boxes, options)  # crops and merges: CPU work
+        planned = self._best_effort_boxes(page, boxes) if self.best_effort else boxes
+        plan = await asyncio.to_thread(plan_page, page.image, planned, options)  # crops and merges: CPU work
         from_layer = self._from_text_layer(page, plan, request)
         timeout = request.timeout_s or self.config.page_timeout_s
         try:
@@ -135,10 +140,42 @@ class Recognizer:
                                    sources=dict.fromkeys(from_layer, "text_layer"))
         return result
 
+    @property
+    def best_effort(self) -> bool:
+        """The engine reads pixels worst (lite): the recognizer helps it beyond the official pipeline."""
+        return bool(getattr(self.engine, "best_effort", False))
+
     def uses_text_layer(self, mode: TextLayerMode) -> bool:
-        """auto: the PDF's own text where it is good, for the engine that reads pixels worst (lite);
-        prefer: for every engine (text blocks skip the model); off: never."""
-        return mode == "prefer" or (mode == "auto" and self.engine.name == "lite")
+        """auto: the PDF's own text where it is good, for a best-effort engine (lite); prefer: for
+        every engine (text blocks skip the model); off: never."""
+        return mode == "prefer" or (mode == "auto" and self.best_effort)
+
+    def _best_effort_boxes(self, page: PageImage, boxes: list[LayoutBox]) -> list[LayoutBox]:
+        """What a best-effort engine reads beyond the official pipeline: a page where layout found
+        nothing is read whole, and a box over half the page or more that the engine would return as an
+        image though it holds text is read as text: a formula or chart box, a table box without ruling
+        lines (a newspaper's columns, an exam sheet), a figure box with 20+ words of text layer."""
+        if not boxes:
+            return [LayoutBox(TEXT_CLS, "text", 1.0, (0, 0, page.width, page.height), 1)]
+        out, page_area = [], page.width * page.height
+        for box in boxes:
+            x0, y0, x1, y1 = box.coordinate
+            if (x1 - x0) * (y1 - y0) >= BIG_BOX * page_area and self._holds_text(page, box):
+                log.debug("page %s: %s box over most of the page read as text", page.page_index, box.label)
+                box = replace(box, label="text", cls_id=TEXT_CLS)
+            out.append(box)
+        return out
+
+    @staticmethod
+    def _holds_text(page: PageImage, box: LayoutBox) -> bool:
+        x0, y0, x1, y1 = box.coordinate
+        if box.label in FORMULA_LIKE:
+            return True
+        if box.label == "table":
+            return not is_ruled(page.image[y0:y1, x0:x1])
+        if box.label in IMAGE_LABELS and page.text_layer is not None:
+            return len(assign_words(page.text_layer, [box.coordinate])[0]) >= 20
+        return False
 
     def _from_text_layer(self, page: PageImage, plan, request: PageRequest) -> dict[int, GenerationResult]:
         """Text blocks read from the page's text layer (``deployments.textlayer`` decides per block);
@@ -153,6 +190,11 @@ class Recognizer:
             members.setdefault(block.index if block.group_id is None else block.group_id, []).append(block.index)
         out = {}
         for block in plan.blocks:
+            if block.needs_model and block.prompt == PROMPTS["table"] and block.group_id is None:
+                table = self._table_from_layer(page, block.bbox, owned[block.index])
+                if table:
+                    out[block.index] = GenerationResult(table, len(owned[block.index]), "stop")
+                continue
             if not block.needs_model or block.prompt != PROMPTS["ocr"]:
                 continue
             texts = [block_text(page.text_layer, owned[i]) for i in members[block.group_id if block.group_id
@@ -164,6 +206,16 @@ class Recognizer:
             text = " ".join(t for t, _ in texts)
             out[block.index] = GenerationResult(text, len(text.split()), "stop")
         return out
+
+    @staticmethod
+    def _table_from_layer(page: PageImage, bbox, words) -> str:
+        """A table block from the layer's words on the table's grid (OTSL), or "" to read pixels."""
+        text, _ = block_text(page.text_layer, words)
+        if text is None:
+            return ""
+        x0, y0, x1, y1 = bbox
+        boxes = page.text_layer.boxes[words] - np.array([x0, y0, x0, y0], np.float32)
+        return table_otsl(page.image[y0:y1, x0:x1], boxes, [page.text_layer.words[i] for i in words])
 
     async def _read_blocks(self, plan, request: PageRequest, skip: frozenset = frozenset()) -> dict[int, GenerationResult]:
         blocks = [b for b in plan.blocks if b.needs_model and b.index not in skip]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from deployments.datamodel import LayoutBox, PageImage, PageStatus
+from deployments.labels import PP_DOCLAYOUT_V2_LABELS
 from deployments.layout.detector import LayoutDetector
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines import GenerationRequest
@@ -98,6 +99,49 @@ def test_lite_engine_reads_generated_pdfs_with_a_low_error_rate(run, text_layer)
             assert cer < 0.05 and sources == {None}, got
         else:  # the layer's exact text, every word once, even where the layout box cuts letters
             assert cer == 0 and sources == {"text_layer"}, got
+
+
+@pytest.mark.parametrize("text_layer", ["off", "auto"])
+def test_lite_engine_reads_a_ruled_table_as_an_html_table(run, text_layer):
+    """The paper page's 5x4 ruled table: OCR'd lines (off) or the layer's words (auto) on its grid."""
+    from documents import PAPER_TABLE, paper_pdf
+
+    (page,) = list(Renderer().render(paper_pdf()))
+    x0, y0, x1, y1 = (int(v * page.scale) for v in PAPER_TABLE)
+    box = LayoutBox(PP_DOCLAYOUT_V2_LABELS.index("table"), "table", 0.9, (x0 - 4, y0 - 4, x1 + 4, y1 + 4), 1)
+    recognizer = Recognizer(RecognizerConfig())
+
+    async def read():
+        await recognizer.start()
+        return await recognizer.recognize(page, [box], PageRequest(text_layer=text_layer))
+
+    result = run(read())
+    assert result.recognized_as_images == ("chart", "formula")  # tables are read now
+    (table,) = [b for b in result.blocks if b.label == "table"]
+    rows = table.content.split("<tr>")[1:]
+    assert len(rows) == 5 and all(r.count("<td>") == 4 for r in rows), table.content
+    assert all(f"<td>cell {i}.{j}</td>" in table.content for i in range(5) for j in range(4)), table.content
+    assert table.source == ("text_layer" if text_layer == "auto" else None)
+
+
+def test_lite_engine_reads_what_layout_missed_or_mislabelled(run):
+    """Beyond the official pipeline, for the offline engine: a page where layout found nothing is
+    read whole; a formula box or an unruled table box over most of the page is read as text."""
+    text = "Page {n}: " + LOREM
+    (page,) = list(Renderer().render(text_pdf(1, text)))
+    whole = (0, 0, page.width, page.height)
+    recognizer = Recognizer(RecognizerConfig())
+
+    async def read(boxes):
+        await recognizer.start()
+        return await recognizer.recognize(page, boxes, PageRequest(text_layer="off"))
+
+    for boxes in ([], [LayoutBox(PP_DOCLAYOUT_V2_LABELS.index("display_formula"), "display_formula", 0.9, whole, 1)],
+                  [LayoutBox(PP_DOCLAYOUT_V2_LABELS.index("table"), "table", 0.9, whole, 1)]):
+        result = run(read(boxes))
+        (block,) = result.blocks
+        assert block.label == "text" and "Layout analysis finds the regions" in block.content, (boxes, block)
+        assert [b.label for b in result.layout_boxes] == [b.label for b in boxes]  # layout_det_res as detected
 
 
 def test_a_scan_is_read_from_pixels_even_with_the_text_layer_on(run):

@@ -75,7 +75,9 @@ def test_pdf_returns_real_text_and_the_official_shape(client):
     assert "Page 2: Layout analysis finds the regions" in entries[1]["markdown"]["text"]
     pruned = entries[0]["prunedResult"]
     assert set(pruned) >= {"page_count", "width", "height", "model_settings", "parsing_res_list", "layout_det_res"}
-    assert pruned["model_settings"]["recognized_as_images"] == ["chart", "formula", "table"]  # lite engine
+    assert pruned["model_settings"]["recognized_as_images"] == ["chart", "formula"]  # lite engine
+    # The default (textLayer auto) reads a born-digital PDF's text blocks from its own text.
+    assert {b.get("block_source") for b in pruned["parsing_res_list"] if b["block_content"]} == {"text_layer"}
     assert "outputImages" not in entries[0] and "inputImage" not in entries[0]
 
 

@@ -1,6 +1,7 @@
 """Offline CPU engine without a VLM: PP-OCRv6 detection + recognition (ONNX weights inside the
-rapidocr wheel) reads text blocks line by line. It cannot read tables, formulas or charts; the
-recognizer keeps those as images and says so in the page's model settings."""
+rapidocr wheel) reads text blocks line by line, and tables as best-effort grids of OCR'd lines
+(``lite_tables``). It cannot read formulas or charts; the recognizer keeps those as images and says
+so in the page's model settings."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import numpy as np
 
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines import GenerationRequest, GenerationResult
+from deployments.labels import PROMPTS
+from deployments.recognizer.lite_tables import table_otsl
 from deployments.textlayer import order_lines
 
 class LiteEngine:
     name = "lite"
-    tasks = frozenset({"ocr", "seal", "spotting"})
+    tasks = frozenset({"ocr", "table", "seal", "spotting"})  # tables: OCR'd lines on the table's grid
+    best_effort = True  # the recognizer reads the PDF's text layer and big mislabelled boxes for it
 
     def __init__(self, config: RecognizerConfig):
         self.config = config
@@ -35,7 +39,12 @@ class LiteEngine:
             result = await asyncio.to_thread(self.ocr, np.ascontiguousarray(request.image[..., ::-1]))
         if result.txts is None or len(result.txts) == 0:
             return GenerationResult("", 0, "stop")
-        text = order_lines(np.asarray(result.boxes, dtype=np.float64), list(result.txts))
+        boxes, texts = np.asarray(result.boxes, dtype=np.float64), list(result.txts)
+        if request.prompt == PROMPTS["table"]:
+            xyxy = np.column_stack([boxes[:, :, 0].min(1), boxes[:, :, 1].min(1), boxes[:, :, 0].max(1), boxes[:, :, 1].max(1)])
+            otsl = table_otsl(request.image, xyxy, texts)
+            return GenerationResult(otsl, len(texts), "stop")
+        text = order_lines(boxes, texts)
         return GenerationResult(text, len(text.split()), "stop")
 
     async def check_health(self) -> None:
