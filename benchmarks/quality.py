@@ -142,7 +142,7 @@ def plain(markdown: str) -> str:
 
 
 def order_score(output: str, truth: list[str]) -> float:
-    anchors = [output.find(" ".join(t.split()[:3])) for t in truth]
+    anchors = [output.find(" ".join(t.split()[:8])) for t in truth]
     pairs = [(a, b) for i, a in enumerate(anchors) for b in anchors[i + 1:]]
     return sum(1 for a, b in pairs if 0 <= a < b) / len(pairs) if pairs else 1.0
 

@@ -88,6 +88,32 @@ def corners(boxes: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1), np.stack([x1, y1], 1), np.stack([x0, y1], 1)], 1)
 
 
+def fit_to_ink(image: np.ndarray, bbox: tuple[int, int, int, int], dark: int = 128) -> tuple[int, int, int, int]:
+    """Widen a text box whose edge cuts through ink (layout boxes that cut the first or last letters
+    of lines): each side moves outward while ink continues, across gaps narrower than 2 % of the
+    page width (spaces between words), never past a wider gap (a column gutter) nor by more than
+    half the box's width (at least four such gaps)."""
+    x0, y0, x1, y1 = bbox
+    height, width = image.shape[:2]
+    if x1 <= x0 or y1 <= y0:
+        return bbox
+    ink = (image[max(0, y0):min(height, y1)].min(2) < dark).any(0)
+    gap = max(12, round(0.02 * width))
+    reach = max((x1 - x0) // 2, 4 * gap)
+
+    def grow(edge: int, step: int) -> int:
+        best, blank, pos = edge, 0, edge
+        while 0 <= pos + step < width and abs(pos + step - edge) <= reach and blank < gap:
+            pos += step
+            if ink[pos]:
+                best, blank = pos, 0
+            else:
+                blank += 1
+        return best
+
+    return grow(x0, -1), y0, grow(x1 - 1, 1) + 1, y1
+
+
 def garbage_share(text: str) -> float:
     if not text:
         return 0.0

@@ -22,7 +22,7 @@ from deployments.recognizer.lite_tables import is_ruled, table_otsl
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.planning import plan_page
 from deployments.recognizer.results import build_page_result
-from deployments.textlayer import assign_words, block_text
+from deployments.textlayer import assign_words, block_text, fit_to_ink
 from deployments.resources import apply_threads
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ _ids = itertools.count()
 TEXT_CLS = PP_DOCLAYOUT_V2_LABELS.index("text")
 BIG_BOX = 0.5  # share of the page
 FORMULA_LIKE = ("display_formula", "inline_formula", "chart")
+NOT_TEXT = (*FORMULA_LIKE, *IMAGE_LABELS, "table", "seal", "figure")
 
 
 class SamplingOptions(BaseModel):
@@ -163,6 +164,8 @@ class Recognizer:
             if (x1 - x0) * (y1 - y0) >= BIG_BOX * page_area and self._holds_text(page, box):
                 log.debug("page %s: %s box over most of the page read as text", page.page_index, box.label)
                 box = replace(box, label="text", cls_id=TEXT_CLS)
+            if box.label not in NOT_TEXT:  # boxes that cut the first letters of lines are widened
+                box = replace(box, coordinate=fit_to_ink(page.image, box.coordinate))
             out.append(box)
         return out
 

@@ -88,3 +88,14 @@ def test_garbled_fonts_are_refused():
     page = layer([("\ue012\ue013\ue014", (10, 10, 50, 20), 0)])
     text, reason = block_text(page, np.array([0]))
     assert text is None and "garbled" in reason
+
+
+def test_a_box_that_cuts_the_first_letters_is_widened_to_the_ink_but_not_across_a_gutter():
+    from deployments.textlayer import fit_to_ink
+
+    image = np.full((100, 1000, 3), 255, np.uint8)
+    for x in (100, 130, 160, 190):  # a line of "words" 20 px wide, 10 px apart: x 100-210
+        image[40:60, x:x + 20] = 0
+    image[40:60, 300:400] = 0  # the next column, 90 px away
+    assert fit_to_ink(image, (150, 30, 205, 70)) == (100, 30, 210, 70)
+    assert fit_to_ink(image, (100, 30, 210, 70)) == (100, 30, 210, 70)  # a box that fits stays
