@@ -35,6 +35,8 @@ class PageImage:
     error: Optional["PageError"] = None
     #: A PDF page's own words in the image's pixels (None for images and pages without text).
     text_layer: Optional[TextLayer] = None
+    #: The angle the page was found at and turned back from (None: orientation not classified).
+    angle: Optional[int] = None
 
     @classmethod
     def failed(cls, doc_id: str, page_index: int, page_count: int, error: "PageError") -> "PageImage":
@@ -159,6 +161,8 @@ class PageResult:
     spotting_res: dict[str, Any] = field(default_factory=dict)
     #: Per-page layout boxes when several pages were concatenated into this one result.
     layout_pages: Optional[list[list[LayoutBox]]] = None
+    #: The angle the page was turned back from (useDocOrientationClassify; None: not classified).
+    angle: Optional[int] = None
 
     @property
     def ok(self) -> bool:
@@ -167,7 +171,8 @@ class PageResult:
     @classmethod
     def failed(cls, page: PageImage, error: PageError) -> "PageResult":
         """The one constructor of a failed page: the page's identity and size, the error, no blocks."""
-        return cls(page.page_index, page.width, page.height, PageStatus.FAILED, error, page.page_count)
+        return cls(page.page_index, page.width, page.height, PageStatus.FAILED, error, page.page_count,
+                   angle=page.angle)
 
     def without_images(self) -> "PageResult":
         """A copy without the image crops (what crosses a process boundary once images are encoded)."""

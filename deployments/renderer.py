@@ -120,9 +120,21 @@ class Renderer:
         return DocumentInfo("pdf", len(sizes), sizes)
 
     def render(self, data: bytes, doc_id: str = "", kind: Optional[FileKind] = None,
-               pages: Optional[Sequence[int]] = None) -> Iterator[PageImage]:
-        """Yield the document's pages (0-based ``pages``, default all) in order, one at a time."""
+               pages: Optional[Sequence[int]] = None, orient: bool = False) -> Iterator[PageImage]:
+        """Yield the document's pages (0-based ``pages``, default all) in order, one at a time;
+        with ``orient`` each page is turned upright first (``deployments.orientation``)."""
         kind = self._check_kind(data, kind)
+        if orient:
+            from deployments.orientation import OrientationClassifier, OrientationUnavailable
+
+            try:
+                classifier = OrientationClassifier()
+                classifier.session()
+            except OrientationUnavailable as exc:
+                raise InputError("unsupported_option", str(exc)) from None
+            for page in self.render(data, doc_id, kind, pages):
+                yield classifier.upright(page)
+            return
         if kind == "image":
             yield PageImage(doc_id, 0, 1, self._image_array(self._open_image(data)), 1.0)
             return

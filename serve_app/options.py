@@ -17,6 +17,8 @@ from deployments.labels import PROMPT_LABELS, V1_MARKDOWN_IGNORE_LABELS
 from deployments.layout.options import LayoutOptions
 from deployments.recognizer.options import PIXEL_KINDS, PlanOptions
 from deployments.recognizer.recognizer import PageRequest, SamplingOptions, TextLayerMode
+from deployments.orientation import UNAVAILABLE as ORIENTATION_UNAVAILABLE
+from deployments.orientation import available as orientation_available
 from deployments.renderer import check_page_ranges
 from serve_app.protocol import InferRequest
 
@@ -72,6 +74,7 @@ class ParseOptions(BaseModel):
     page_ranges: Optional[str] = Field(None, description="pageRanges: 1-based pages to parse, '1-3,7'.")
     deadline_s: Optional[float] = Field(None, gt=0, description="deadlineSeconds (None: ingress.timeout_s).")
     text_layer: TextLayerMode = Field("auto", description="textLayer: a PDF's own text for text blocks.")
+    orient: bool = Field(False, description="useDocOrientationClassify: turn pages upright before layout.")
 
     @field_validator("prompt_label")
     @classmethod
@@ -104,7 +107,8 @@ class ParseOptions(BaseModel):
                                                      relevel_titles=req.relevelTitles),
                       visualize=visualize if req.visualize is None else req.visualize,
                       markdown_images=req.returnMarkdownImages, page_ranges=_page_ranges(req.pageRanges),
-                      deadline_s=req.deadlineSeconds, text_layer=req.textLayer or "auto")
+                      deadline_s=req.deadlineSeconds, text_layer=req.textLayer or "auto",
+                      orient=bool(req.useDocOrientationClassify))
 
     def page_request(self, timeout_s: Optional[float] = None) -> PageRequest:
         """What the recognizer reads: planning, sampling and the page's remaining deadline."""
@@ -113,7 +117,7 @@ class ParseOptions(BaseModel):
     def report(self, page: Optional[PageResult] = None) -> dict[str, Any]:
         """``model_settings`` as PaddleX reports it (plus the kinds this page kept as images)."""
         settings: dict[str, Any] = {
-            "use_doc_preprocessor": False,
+            "use_doc_preprocessor": self.orient,
             "use_layout_detection": self.use_layout,
             "use_chart_recognition": self.plan.use_chart_recognition,
             "use_seal_recognition": self.plan.use_seal_recognition,
@@ -135,6 +139,7 @@ class ParseOptions(BaseModel):
                               if k in settings})
         ignore = settings.get("markdown_ignore_labels")
         return cls(use_layout=bool(settings.get("use_layout_detection", True)), plan=plan,
+                   orient=bool(settings.get("use_doc_preprocessor")),
                    layout_shape_mode="auto" if settings.get("return_layout_polygon_points", True) else "rect",
                    markdown=MarkdownOptions(ignore_labels=None if ignore is None else tuple(ignore),
                                             format_block_content=bool(settings.get("format_block_content")),
@@ -164,9 +169,11 @@ def _set(req: InferRequest, names: dict[str, str]) -> dict[str, Any]:
 
 
 def _check_supported(req: InferRequest) -> None:
-    if req.useDocOrientationClassify or req.useDocUnwarping:
-        raise OptionError("useDocOrientationClassify/useDocUnwarping: not available on this server (the official "
-                          "default is off); send upright, flat pages")
+    if req.useDocUnwarping:
+        raise OptionError("useDocUnwarping: not available on this server (the official default is off); send flat "
+                          "pages")
+    if req.useDocOrientationClassify and not orientation_available():
+        raise OptionError(ORIENTATION_UNAVAILABLE)
     if req.outputFormats:
         raise OptionError(f"outputFormats: {req.outputFormats} is not supported; use the returned Markdown/JSON")
     known = [f"{k}_{m}" for k in PIXEL_KINDS for m in ("min_pixels", "max_pixels")]

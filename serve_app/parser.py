@@ -70,7 +70,7 @@ class DocumentParser:
     async def _chunk(self, ref, log_id, kind, indices, options, window, deadline) -> list[PageOutput]:
         async with window:
             start = time.perf_counter()
-            pages: list[PageImage] = await self.renderer.render.remote(ref, log_id, kind, indices)
+            pages: list[PageImage] = await self.renderer.render.remote(ref, log_id, kind, indices, options.orient)
             metrics.observe("stage_seconds", time.perf_counter() - start, stage="render")
             return list(await asyncio.gather(*(self._page(p, options, deadline) for p in pages)))
 

@@ -29,8 +29,8 @@ class RenderStage:
         except InputError as exc:
             return exc
 
-    def render(self, data: bytes, doc_id: str, kind: str, pages: Sequence[int]) -> list[PageImage]:
-        return list(self.renderer.render(data, doc_id, kind, list(pages)))
+    def render(self, data: bytes, doc_id: str, kind: str, pages: Sequence[int], orient: bool = False) -> list[PageImage]:
+        return list(self.renderer.render(data, doc_id, kind, list(pages), orient))
 
     def ready(self) -> bool:
         return True

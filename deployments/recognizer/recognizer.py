@@ -139,6 +139,7 @@ class Recognizer:
                                    options=options, page_count=page.page_count,
                                    details={k: (r.num_tokens, r.finish_reason) for k, r in outputs.items()},
                                    sources=dict.fromkeys(from_layer, "text_layer"))
+        result.angle = page.angle
         return result
 
     @property

@@ -73,4 +73,5 @@ def page_from_pruned(pruned: dict[str, Any], page_index: int = 0) -> PageResult:
     return PageResult(page_index=page_index, width=int(pruned["width"]), height=int(pruned["height"]),
                       page_count=pruned.get("page_count"), layout_boxes=boxes, blocks=blocks,
                       recognized_as_images=tuple(settings.get("recognized_as_images") or ()),
-                      spotting_res=pruned.get("spotting_res") or {})
+                      spotting_res=pruned.get("spotting_res") or {},
+                      angle=(pruned.get("doc_preprocessor_res") or {}).get("angle"))

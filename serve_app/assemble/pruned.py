@@ -46,8 +46,11 @@ def pruned_result(page: PageResult, options: Optional[ParseOptions] = None) -> d
         "width": page.width,
         "height": page.height,
         "model_settings": options.report(page),
-        "parsing_res_list": parsing_res_list(page, options),
     }
+    if page.angle is not None:  # useDocOrientationClassify, as PaddleX reports its doc preprocessor
+        data["doc_preprocessor_res"] = {
+            "model_settings": {"use_doc_orientation_classify": True, "use_doc_unwarping": False}, "angle": page.angle}
+    data["parsing_res_list"] = parsing_res_list(page, options)
     if page.spotting_res:
         data["spotting_res"] = page.spotting_res
     if options.use_layout:

@@ -82,7 +82,7 @@ class RenderWorker:
                 count: int) -> Iterator[PageTask]:
         sent = 0
         try:
-            for page in self.renderer.render(data, doc.doc_id[:16], kind, indices):
+            for page in self.renderer.render(data, doc.doc_id[:16], kind, indices, self.options.orient):
                 yield PageTask(doc, page)
                 sent += 1
         except Exception as exc:  # noqa: BLE001 - the pages not sent fail; those sent stay

@@ -77,7 +77,8 @@ def test_prompt_label_chart_or_seal_turns_that_recognition_on():
     ({"vlmExtraArgs": {"ocr_max_pixels": "lots"}}, "vlmExtraArgs.ocr_max_pixels: must be a positive integer, got 'lots'"),
     ({"vlmExtraArgs": {"ocr_min_pixels": 9000000}}, "vlmExtraArgs: ocr_min_pixels (9000000) must not exceed "
                                                     "ocr_max_pixels (1003520)"),
-    ({"useDocUnwarping": True}, "useDocOrientationClassify/useDocUnwarping: not available on this server"),
+    ({"useDocUnwarping": True}, "useDocUnwarping: not available on this server (the official default is off); send "
+                                "flat pages"),
     ({"outputFormats": ["docx"]}, "outputFormats: ['docx'] is not supported"),
     ({"textLayer": "sometimes"}, "textLayer: Input should be 'auto', 'off' or 'prefer', got 'sometimes'"),
 ])
