@@ -4,7 +4,8 @@ with known text, with the PDF's text layer (``text_layer: auto``) and without it
 Documents (A4, Latin text, every paragraph different so that reading-order errors cost characters):
 one column; two columns under a title; a ruled table under a paragraph; a formula line between
 paragraphs; the one- and two-column pages as scans (an image, no text layer); the two-column scan
-with an invisible OCR layer (text that must not be trusted). Figures per mode:
+with an invisible OCR layer (text that must not be trusted); a one-column scan turned 90°, sent
+with ``useDocOrientationClassify`` (the other pages use the default, off). Figures per mode:
 
 - CER: character error rate of the page's Markdown text (Markdown marks and whitespace runs
   removed) against the ground truth in reading order (Levenshtein distance / ground-truth length);
@@ -43,6 +44,9 @@ from serve_app.pagepath import assemble_document  # noqa: E402
 WORDS = ("archive ledger river signal harvest copper lantern meadow orbit parcel quartz ribbon saddle "
          "timber velvet walnut beacon canyon delta ember falcon garnet harbor island jasmine kernel "
          "lattice marble nectar oasis pepper quiver raven summit tundra umber valley willow yonder zephyr").split()
+
+
+TURNED = "scan turned 90°"
 
 
 def paragraph(seed: int, words: int = 45) -> str:
@@ -128,6 +132,10 @@ def corpus() -> list[tuple[str, bytes, list[str], list[str]]]:
         for name, make in (("scan, one column", one_column), ("scan, two columns", two_columns)):
             doc, truth, cells = make(seed)
             docs.append((name, scanned(doc).tobytes(), truth, cells))
+        doc, truth, cells = one_column(seed)
+        turned = scanned(doc)
+        turned[0].set_rotation(90)  # a scan fed in sideways
+        docs.append((TURNED, turned.tobytes(), truth, cells))
         doc, truth, cells = two_columns(seed)
         wrong = [paragraph(900 + i) for i in range(3)]
         docs.append(("scan + invisible OCR layer", scanned(doc, wrong).tobytes(), truth, cells))
@@ -148,12 +156,12 @@ def order_score(output: str, truth: list[str]) -> float:
 
 
 async def run_mode(mode: str, docs, detector, recognizer, renderer) -> dict:
-    options = ParseOptions.from_request({"textLayer": mode}, detector.config.options, recognizer.config.plan,
-                                        visualize=False)
     rows, start = [], time.perf_counter()
     for name, data, truth, cells in docs:
+        request = {"textLayer": mode, "useDocOrientationClassify": name == TURNED}  # the default is off
+        options = ParseOptions.from_request(request, detector.config.options, recognizer.config.plan, visualize=False)
         began = time.perf_counter()
-        pages = list(renderer.render(data, name))
+        pages = list(renderer.render(data, name, orient=options.orient))
         boxes = detector.detect(pages, [options.layout] * len(pages))
         results = [await recognizer.recognize(p, b, options.page_request()) for p, b in zip(pages, boxes)]
         markdown = "\n\n".join(p.markdown for p in assemble_document(results, options))

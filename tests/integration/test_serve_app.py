@@ -11,6 +11,7 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
+import numpy as np
 import pytest
 
 from conftest import free_port
@@ -90,9 +91,24 @@ def test_image_with_visualisation_and_markdown_images(client):
 
 
 def paper_png() -> bytes:
+    """The paper page with a photo under its table (the lite engine reads the table; the photo stays
+    an image), as a PNG."""
     import pymupdf
 
-    return pymupdf.open(stream=paper_pdf(), filetype="pdf")[0].get_pixmap(dpi=144).tobytes("png")
+    page = pymupdf.open(stream=paper_pdf(), filetype="pdf")[0]
+    photo = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    page.insert_image(pymupdf.Rect(150, 730, 450, 830), stream=image_bytes_of(photo))
+    return page.get_pixmap(dpi=144).tobytes("png")
+
+
+def image_bytes_of(array) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def test_options_page_ranges_layout_off_and_restructure(client):
