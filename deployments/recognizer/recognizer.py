@@ -8,29 +8,23 @@ import io
 import itertools
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.datamodel import LayoutBox, PageError, PageImage, PageResult
-from deployments.labels import IMAGE_LABELS, PP_DOCLAYOUT_V2_LABELS, PROMPTS
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines import Engine, GenerationRequest, GenerationResult, create_engine
-from deployments.recognizer.lite_tables import is_ruled, table_otsl
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.planning import plan_page
 from deployments.recognizer.results import build_page_result
-from deployments.textlayer import assign_words, block_text, fit_to_ink
+from deployments.recognizer.assist import best_effort_boxes, texts_from_layer
 from deployments.resources import apply_threads
 
 log = logging.getLogger(__name__)
 _ids = itertools.count()
-TEXT_CLS = PP_DOCLAYOUT_V2_LABELS.index("text")
-BIG_BOX = 0.5  # share of the page
-FORMULA_LIKE = ("display_formula", "inline_formula", "chart")
-NOT_TEXT = (*FORMULA_LIKE, *IMAGE_LABELS, "table", "seal", "figure")
 
 
 class SamplingOptions(BaseModel):
@@ -120,12 +114,12 @@ class Recognizer:
         if page.error is not None:
             return PageResult.failed(page, page.error)
         options = self._plan_options(request)
-        planned = self._best_effort_boxes(page, boxes) if self.best_effort else boxes
+        planned = best_effort_boxes(page, boxes) if self.best_effort else boxes
         plan = await asyncio.to_thread(plan_page, page.image, planned, options)  # crops and merges: CPU work
-        from_layer = self._from_text_layer(page, plan, request)
+        layer = await asyncio.to_thread(texts_from_layer, page, plan) if self.uses_text_layer(request.text_layer) else {}
         timeout = request.timeout_s or self.config.page_timeout_s
         try:
-            outputs = await asyncio.wait_for(self._read_blocks(plan, request, set(from_layer)), timeout)
+            outputs = await asyncio.wait_for(self._read_blocks(plan, request, set(layer)), timeout)
         except asyncio.TimeoutError:
             return self.failed_page(page, "deadline_exceeded",
                                 f"page {page.page_index + 1} was not read within {timeout:g} s; its blocks were "
@@ -133,12 +127,12 @@ class Recognizer:
         except Exception as exc:  # noqa: BLE001 - an engine error fails this page, not the server
             log.exception("recognition failed on page %s of %s", page.page_index, page.doc_id)
             return self.failed_page(page, "recognition_failed", f"the recognition engine failed: {exc}")
-        outputs.update(from_layer)
+        outputs.update({k: GenerationResult(text, len(text.split()), "stop") for k, text in layer.items()})
         result = build_page_result(plan, {k: r.text for k, r in outputs.items()}, page_index=page.page_index,
                                    width=page.width, height=page.height, layout_boxes=boxes,
                                    options=options, page_count=page.page_count,
                                    details={k: (r.num_tokens, r.finish_reason) for k, r in outputs.items()},
-                                   sources=dict.fromkeys(from_layer, "text_layer"))
+                                   sources=dict.fromkeys(layer, "text_layer"))
         result.angle = page.angle
         return result
 
@@ -151,75 +145,6 @@ class Recognizer:
         """auto: the PDF's own text where it is good, for a best-effort engine (lite); prefer: for
         every engine (text blocks skip the model); off: never."""
         return mode == "prefer" or (mode == "auto" and self.best_effort)
-
-    def _best_effort_boxes(self, page: PageImage, boxes: list[LayoutBox]) -> list[LayoutBox]:
-        """What a best-effort engine reads beyond the official pipeline: a page where layout found
-        nothing is read whole, and a box over half the page or more that the engine would return as an
-        image though it holds text is read as text: a formula or chart box, a table box without ruling
-        lines (a newspaper's columns, an exam sheet), a figure box with 20+ words of text layer."""
-        if not boxes:
-            return [LayoutBox(TEXT_CLS, "text", 1.0, (0, 0, page.width, page.height), 1)]
-        out, page_area = [], page.width * page.height
-        for box in boxes:
-            x0, y0, x1, y1 = box.coordinate
-            if (x1 - x0) * (y1 - y0) >= BIG_BOX * page_area and self._holds_text(page, box):
-                log.debug("page %s: %s box over most of the page read as text", page.page_index, box.label)
-                box = replace(box, label="text", cls_id=TEXT_CLS)
-            if box.label not in NOT_TEXT:  # boxes that cut the first letters of lines are widened
-                box = replace(box, coordinate=fit_to_ink(page.image, box.coordinate))
-            out.append(box)
-        return out
-
-    @staticmethod
-    def _holds_text(page: PageImage, box: LayoutBox) -> bool:
-        x0, y0, x1, y1 = box.coordinate
-        if box.label in FORMULA_LIKE:
-            return True
-        if box.label == "table":
-            return not is_ruled(page.image[y0:y1, x0:x1])
-        if box.label in IMAGE_LABELS and page.text_layer is not None:
-            return len(assign_words(page.text_layer, [box.coordinate])[0]) >= 20
-        return False
-
-    def _from_text_layer(self, page: PageImage, plan, request: PageRequest) -> dict[int, GenerationResult]:
-        """Text blocks read from the page's text layer (``deployments.textlayer`` decides per block);
-        every other block goes to the engine. A merged group (its members' crops stacked into one
-        image) is read member by member and joined, as the engine reads the stacked image."""
-        if page.text_layer is None or not self.uses_text_layer(request.text_layer):
-            return {}
-        # Every block takes part, so that the words of a table or a figure stay out of text blocks.
-        owned = dict(zip((b.index for b in plan.blocks), assign_words(page.text_layer, [b.bbox for b in plan.blocks])))
-        members: dict[int, list[int]] = {}
-        for block in plan.blocks:
-            members.setdefault(block.index if block.group_id is None else block.group_id, []).append(block.index)
-        out = {}
-        for block in plan.blocks:
-            if block.needs_model and block.prompt == PROMPTS["table"] and block.group_id is None:
-                table = self._table_from_layer(page, block.bbox, owned[block.index])
-                if table:
-                    out[block.index] = GenerationResult(table, len(owned[block.index]), "stop")
-                continue
-            if not block.needs_model or block.prompt != PROMPTS["ocr"]:
-                continue
-            texts = [block_text(page.text_layer, owned[i]) for i in members[block.group_id if block.group_id
-                                                                                is not None else block.index]]
-            if any(text is None for text, _ in texts):
-                log.debug("page %s block %s read from pixels: %s", page.page_index, block.index,
-                          next(reason for text, reason in texts if text is None))
-                continue
-            text = " ".join(t for t, _ in texts)
-            out[block.index] = GenerationResult(text, len(text.split()), "stop")
-        return out
-
-    @staticmethod
-    def _table_from_layer(page: PageImage, bbox, words) -> str:
-        """A table block from the layer's words on the table's grid (OTSL), or "" to read pixels."""
-        text, _ = block_text(page.text_layer, words)
-        if text is None:
-            return ""
-        x0, y0, x1, y1 = bbox
-        boxes = page.text_layer.boxes[words] - np.array([x0, y0, x0, y0], np.float32)
-        return table_otsl(page.image[y0:y1, x0:x1], boxes, [page.text_layer.words[i] for i in words])
 
     async def _read_blocks(self, plan, request: PageRequest, skip: frozenset = frozenset()) -> dict[int, GenerationResult]:
         blocks = [b for b in plan.blocks if b.needs_model and b.index not in skip]
