@@ -20,10 +20,13 @@ paragraph with hyphenation undone, as the engines read a text block.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 LINE_GAP = 0.5  # boxes whose vertical centres differ by less than half a line height share a line
 INVISIBLE_SHARE = 0.5  # above this share of invisible characters the page's layer is an OCR layer
@@ -45,7 +48,17 @@ class TextLayer:
 
 
 def extract_text_layer(page, scale: float) -> Optional[TextLayer]:
-    """The words of a pymupdf page mapped like its pixmap (rotation, then ``scale``); None without text."""
+    """The words of a pymupdf page mapped like its pixmap (rotation, then ``scale``); None without
+    text, or when the text cannot be extracted (the page is then read from its pixels)."""
+    try:
+        return _extract(page, scale)
+    except Exception:  # noqa: BLE001 - a broken text layer must not cost the page
+        log.warning("page %s: its text layer could not be extracted; its pixels are read", page.number + 1,
+                    exc_info=True)
+        return None
+
+
+def _extract(page, scale: float) -> Optional[TextLayer]:
     import pymupdf
 
     flags = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP  # ligatures expanded, no CIDs

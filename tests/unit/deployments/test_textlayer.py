@@ -99,3 +99,14 @@ def test_a_box_that_cuts_the_first_letters_is_widened_to_the_ink_but_not_across_
     image[40:60, 300:400] = 0  # the next column, 90 px away
     assert fit_to_ink(image, (150, 30, 205, 70)) == (100, 30, 210, 70)
     assert fit_to_ink(image, (100, 30, 210, 70)) == (100, 30, 210, 70)  # a box that fits stays
+
+
+def test_a_text_layer_that_cannot_be_extracted_costs_nothing_but_itself(monkeypatch):
+    import deployments.textlayer as textlayer
+
+    def broken(page, scale):
+        raise RuntimeError("bad font program")
+
+    monkeypatch.setattr(textlayer, "_extract", broken)
+    page = rendered(pdf(lambda page: page.insert_text((40, 60), "Alpha", fontsize=24)))
+    assert page.error is None and page.text_layer is None and page.image.min() < 128
