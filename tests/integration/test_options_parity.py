@@ -13,6 +13,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from deployments.orientation import available as orientation_available
 from deployments.tiny_models import FIXED_ANSWER
 from documents import text_pdf
 from serve_app.bulk.config import NOT_BULK
@@ -34,12 +35,13 @@ CASES = {
         "pageRanges": "2-3", "deadlineSeconds": 1800, "textLayer": "prefer",
     },
     "chart": {"useLayoutDetection": False, "promptLabel": "chart", "useChartRecognition": True,
-              "useDocOrientationClassify": True},
+              **({"useDocOrientationClassify": True} if orientation_available() else {})},
     "seal": {"useLayoutDetection": False, "promptLabel": "seal", "restructurePages": True, "mergeTables": True},
 }
 #: Options that make no difference to the Markdown/prunedResult or have no bulk counterpart.
 #: Image correction and other output formats are refused with a 422 (tested in test_serve_app).
-NOT_COMPARED = set(NOT_BULK) | {"outputFormats", "useDocUnwarping"}
+NOT_COMPARED = set(NOT_BULK) | {"outputFormats", "useDocUnwarping"} | (
+    set() if orientation_available() else {"useDocOrientationClassify"})  # the orientation extra needs Python 3.11
 
 
 def test_cases_cover_every_option_of_the_api():
@@ -115,8 +117,10 @@ def test_same_options_same_bytes_over_http_and_in_bulk(case, parity_url, app_con
         sources = [b.get("block_source") for e in entries for b in e["prunedResult"]["parsing_res_list"]]
         assert "text_layer" in sources, sources  # textLayer prefer: text blocks skipped the model
     if case == "chart":  # the chart's text is read and kept, as an HTML table
-        assert settings["use_chart_recognition"] is True and settings["use_doc_preprocessor"] is True
-        assert all(e["prunedResult"]["doc_preprocessor_res"]["angle"] == 0 for e in entries)  # upright pages
+        assert settings["use_chart_recognition"] is True
+        if orientation_available():
+            assert settings["use_doc_preprocessor"] is True
+            assert all(e["prunedResult"]["doc_preprocessor_res"]["angle"] == 0 for e in entries)  # upright pages
         assert all(f"<th style='text-align: center;'>{FIXED_ANSWER}</th>" in m for m in row["markdown"])
     if case == "seal":  # the seal's text is read and kept
         assert settings["use_seal_recognition"] is True
