@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from deployments.datamodel import PageImage
+from deployments.textlayer import is_ink
 
 ANGLES = (0, 90, 180, 270)  # the model's classes: content turned this far clockwise
 THRESHOLD = 0.6
@@ -73,7 +74,7 @@ class OrientationClassifier:
             cx = int(f * w) if w > h else w // 2
             top, left = min(max(0, cy - 112), h - 224), min(max(0, cx - 112), w - 224)
             crop = small[top:top + 224, left:left + 224]
-            if (crop.min(2) < 128).mean() >= MIN_INK:
+            if is_ink(crop).mean() >= MIN_INK:
                 crops.append(crop)
         if not crops:
             return 0, 0.0

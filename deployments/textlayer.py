@@ -29,6 +29,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 LINE_GAP = 0.5  # boxes whose vertical centres differ by less than half a line height share a line
+INK = 128  # a pixel darker than this (in every channel) is ink
 INVISIBLE_SHARE = 0.5  # above this share of invisible characters the page's layer is an OCR layer
 GARBAGE_SHARE = 0.02
 
@@ -41,10 +42,6 @@ class TextLayer:
     words: list[str]
     lines: np.ndarray  # (N,) int: the PDF's line of each word
     invisible: float = 0.0
-
-    @property
-    def chars(self) -> int:
-        return sum(len(w) for w in self.words)
 
 
 def extract_text_layer(page, scale: float) -> Optional[TextLayer]:
@@ -101,7 +98,12 @@ def corners(boxes: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1), np.stack([x1, y1], 1), np.stack([x0, y1], 1)], 1)
 
 
-def fit_to_ink(image: np.ndarray, bbox: tuple[int, int, int, int], dark: int = 128) -> tuple[int, int, int, int]:
+def is_ink(image: np.ndarray) -> np.ndarray:
+    """Dark pixels of an RGB (or grey) image."""
+    return (image.min(2) if image.ndim == 3 else image) < INK
+
+
+def fit_to_ink(image: np.ndarray, bbox: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     """Widen a text box whose edge cuts through ink (layout boxes that cut the first or last letters
     of lines): each side moves outward while ink continues, across gaps narrower than 2 % of the
     page width (spaces between words), never past a wider gap (a column gutter) nor by more than
@@ -110,7 +112,7 @@ def fit_to_ink(image: np.ndarray, bbox: tuple[int, int, int, int], dark: int = 1
     height, width = image.shape[:2]
     if x1 <= x0 or y1 <= y0:
         return bbox
-    ink = (image[max(0, y0):min(height, y1)].min(2) < dark).any(0)
+    ink = is_ink(image[max(0, y0):min(height, y1)]).any(0)
     gap = max(12, round(0.02 * width))
     reach = max((x1 - x0) // 2, 4 * gap)
 

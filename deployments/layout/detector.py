@@ -65,9 +65,8 @@ class LayoutDetector:
         self.config = config or LayoutConfig()
         self.backend_name, reason = choose_backend(self.config)
         apply_threads(self.config.num_cpus)
-        needed = self.config.min_free_gpu_gb
-        if needed is None:
-            needed = gpu_peak_gib(self.config, on_gpu=True)
+        self.planned_peak = gpu_peak_gib(self.config, on_gpu=True)
+        needed = self.planned_peak if self.config.min_free_gpu_gb is None else self.config.min_free_gpu_gb
         device = "cpu" if self.backend_name == "lite" else resolve_device(self.config.device, needed)
         log.info("layout backend %s on %s (%s)", self.backend_name, device, reason)
         self.backend = create_backend(self.backend_name, self.config, device)
@@ -83,7 +82,7 @@ class LayoutDetector:
         pages = [np.full((INPUT_SIZE, INPUT_SIZE, 3), 255, np.uint8)] * self.config.batch_size
         self.backend.predict(pages, 1.0)
         measured = self.backend.peak_gib() if hasattr(self.backend, "peak_gib") else None
-        planned = gpu_peak_gib(self.config, on_gpu=True)
+        planned = self.planned_peak
         peak = measured if measured is not None else planned
         if measured is not None and measured > planned:
             log.warning("layout holds %.2f GiB at a batch of %d, more than the %.2f GiB the memory plan assumes; "

@@ -13,16 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 from deployments.recognizer.otsl import ECEL, FCEL, NL
-from deployments.textlayer import corners, order_lines
+from deployments.textlayer import corners, is_ink, order_lines
 
-DARK = 128
 LINE_SHARE = 0.6  # a ruling line crosses at least this share of the table
 
 
 def ruling_lines(image: np.ndarray, axis: int) -> list[float]:
     """Positions of ruling lines: rows (``axis`` 0) or columns (1) that are dark across the table."""
-    dark = image.min(2) < DARK if image.ndim == 3 else image < DARK
-    share = dark.mean(axis=1 - axis)
+    share = is_ink(image).mean(axis=1 - axis)
     positions = np.flatnonzero(share >= LINE_SHARE)
     lines: list[list[int]] = []
     for p in positions:  # a line is a few pixels thick: one position per run
@@ -33,11 +31,16 @@ def ruling_lines(image: np.ndarray, axis: int) -> list[float]:
     return [float(np.mean(run)) for run in lines]
 
 
+def inner_rules(image: np.ndarray, axis: int) -> list[float]:
+    """The ruling lines inside the table (not its border at the crop's edge) when there are two or
+    more, else none: a table with only a rule under its header is not ruled."""
+    inner = [p for p in ruling_lines(image, axis) if 3 < p < image.shape[axis] - 3]
+    return inner if len(inner) >= 2 else []
+
+
 def is_ruled(image: np.ndarray) -> bool:
     """A table drawn with a grid: two or more inner ruling lines in both directions."""
-    height, width = image.shape[:2]
-    inner = lambda lines, size: [p for p in lines if 3 < p < size - 3]  # noqa: E731
-    return len(inner(ruling_lines(image, 0), height)) >= 2 and len(inner(ruling_lines(image, 1), width)) >= 2
+    return bool(inner_rules(image, 0)) and bool(inner_rules(image, 1))
 
 
 def gap_boundaries(starts: np.ndarray, ends: np.ndarray) -> list[float]:
@@ -51,21 +54,14 @@ def gap_boundaries(starts: np.ndarray, ends: np.ndarray) -> list[float]:
     return bounds
 
 
-def cells_from(lines: list[float], size: int, gaps: list[float]) -> list[float]:
-    """Interior cell boundaries: the ruling lines inside the table when it is ruled (two or more),
-    else the gaps between words (a table with only a rule under its header is read by its gaps)."""
-    inner = [p for p in lines if 3 < p < size - 3]
-    return inner if len(inner) >= 2 else gaps
-
-
 def table_otsl(image: np.ndarray, boxes: np.ndarray, texts: list[str]) -> str:
     """OTSL of a table crop from its words: ``boxes`` (N, 4) x0, y0, x1, y1 in the crop's pixels."""
     if not texts:
         return ""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    height, width = image.shape[:2]
-    rows = cells_from(ruling_lines(image, 0), height, gap_boundaries(boxes[:, 1], boxes[:, 3]))
-    cols = cells_from(ruling_lines(image, 1), width, gap_boundaries(boxes[:, 0], boxes[:, 2]))
+    # Cell boundaries: the inner ruling lines along each axis, else the gaps between words.
+    rows = inner_rules(image, 0) or gap_boundaries(boxes[:, 1], boxes[:, 3])
+    cols = inner_rules(image, 1) or gap_boundaries(boxes[:, 0], boxes[:, 2])
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     row_of, col_of = np.searchsorted(rows, cy), np.searchsorted(cols, cx)
     grid: dict[tuple[int, int], list[int]] = {}

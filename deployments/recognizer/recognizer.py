@@ -9,18 +9,18 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Collection, Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.datamodel import LayoutBox, PageError, PageImage, PageResult
+from deployments.recognizer.assist import best_effort_boxes, texts_from_layer
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines import Engine, GenerationRequest, GenerationResult, create_engine
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.planning import plan_page
 from deployments.recognizer.results import build_page_result
-from deployments.recognizer.assist import best_effort_boxes, texts_from_layer
 from deployments.resources import apply_threads
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class Recognizer:
         every engine (text blocks skip the model); off: never."""
         return mode == "prefer" or (mode == "auto" and self.best_effort)
 
-    async def _read_blocks(self, plan, request: PageRequest, skip: frozenset = frozenset()) -> dict[int, GenerationResult]:
+    async def _read_blocks(self, plan, request: PageRequest, skip: Collection[int] = ()) -> dict[int, GenerationResult]:
         blocks = [b for b in plan.blocks if b.needs_model and b.index not in skip]
         # The JPEG round trips are CPU work: off the event loop that the engine's output handler shares.
         images = await asyncio.to_thread(lambda: [jpeg_roundtrip(b.image, self.config.jpeg_quality) for b in blocks])

@@ -9,11 +9,12 @@ import asyncio
 
 import numpy as np
 
+from deployments.labels import PROMPTS
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines import GenerationRequest, GenerationResult
-from deployments.labels import PROMPTS
 from deployments.recognizer.lite_tables import table_otsl
 from deployments.textlayer import order_lines
+
 
 class LiteEngine:
     name = "lite"
