@@ -20,14 +20,14 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-HF_HINT = ("without hub access run `huggingface-cli download {hub} --local-dir DIR` and set recognizer.model to "
+HF_HINT = ("Without hub access run `huggingface-cli download {hub} --local-dir DIR` and set recognizer.model to "
            "DIR")
 MEMORY_FIXES = ("free GPU memory, lower layout.batch_size or run layout on CPU (layout.device: cpu), lower "
                 "engine_kwargs.max_num_batched_tokens, or set engine_kwargs.gpu_memory_utilization yourself")
 CPU_MEMORY_FIXES = "raise recognizer.cpu_kv_cache_gb (the CPU engine's KV cache) or lower engine_kwargs.max_model_len"
 _MEMORY = re.compile(r"memory|kv cache|OutOfMemory", re.I)
 _HUB = re.compile(r"huggingface|hub|repository not found|repo id|LocalEntryNotFound|does not appear to have|"
-                  r"No such file|not a (local folder|valid model)|Can't load|OfflineModeIsEnabled|401|404", re.I)
+                  r"No such file|not a (local folder|valid model)|Can't load|OfflineModeIsEnabled|\b40[14]\b", re.I)
 # "ValueError: ..." at the end of a traceback; vLLM prefixes every logged line ("ERROR 11-30 ... [core.py:1510] ").
 _EXCEPTION_LINE = re.compile(r"(?:^|\s)(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
 _FORMAT = "%(levelname)s %(asctime)s [%(filename)s:%(lineno)d] %(message)s"

@@ -58,3 +58,10 @@ def test_a_fine_tuned_directory_names_what_it_lacks(tmp_path):
 
 def test_the_tiny_checkpoint_is_complete(tiny_vlm):
     assert missing_checkpoint_files(tiny_vlm, template_configured=False) == []
+
+
+def test_a_number_that_contains_401_is_not_a_hub_error():
+    message = start_failure("/m", ValueError("max_num_seqs 4010 exceeds the limit"), "", "PaddlePaddle/PaddleOCR-VL")
+    assert "huggingface-cli" not in message
+    hub = start_failure("org/model", RuntimeError("404 Client Error: Not Found for url"), "", "PaddlePaddle/PaddleOCR-VL")
+    assert "huggingface-cli download" in hub
