@@ -70,6 +70,19 @@ class ErrorLog:
             "loggers": {"vllm": {"handlers": ["vllm", "errors"], "level": level, "propagate": False}},
         }
 
+    def remove(self) -> None:
+        """At engine shutdown: detach this file from vLLM's logger, delete it and its config, so
+        that no file is left behind and the next engine of this process starts afresh."""
+        logger = logging.getLogger("vllm")
+        for handler in [h for h in logger.handlers if getattr(h, "baseFilename", None) == str(self.path)]:
+            logger.removeHandler(handler)
+            handler.close()
+        config = self.path.with_suffix(".json")
+        if os.environ.get("VLLM_LOGGING_CONFIG_PATH") == str(config):
+            del os.environ["VLLM_LOGGING_CONFIG_PATH"]
+        self.path.unlink(missing_ok=True)
+        config.unlink(missing_ok=True)
+
     def since_mark(self) -> str:
         with self.path.open("rb") as f:
             f.seek(self.mark)

@@ -62,6 +62,7 @@ class VllmEngine:
         self.logged_prompt = False
         self.capability: Optional[tuple[int, int]] = None
         self.remote_code = False
+        self.errors: Optional[ErrorLog] = None
 
     def _plan_gpu(self) -> None:
         """On a CUDA machine size the engine from the card's free memory (the memory plan), read with
@@ -89,7 +90,7 @@ class VllmEngine:
 
     async def start(self) -> None:
         os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
-        errors = ErrorLog()
+        self.errors = errors = ErrorLog()
         errors.install()  # before vLLM is imported: EngineCore's root cause reaches the start-up error
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -104,7 +105,9 @@ class VllmEngine:
             self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         except Exception as exc:  # noqa: BLE001 - vLLM raises many types for one meaning
             plan = self.memory_plan.describe() if self.memory_plan is not None else None
-            raise EngineStartError(start_failure(model, exc, errors.since_mark(), HF_VLM_MODEL, plan, self.on_gpu)) from None
+            message = start_failure(model, exc, errors.since_mark(), HF_VLM_MODEL, plan, self.on_gpu)
+            errors.remove()
+            raise EngineStartError(message) from None
         self.remote_code = bool(self.engine.model_config.trust_remote_code)
         self.template = await self._template()
 
@@ -186,3 +189,6 @@ class VllmEngine:
         if self.engine is not None:
             self.engine.shutdown()
             self.engine = None
+        if self.errors is not None:
+            self.errors.remove()
+            self.errors = None

@@ -65,3 +65,18 @@ def test_a_number_that_contains_401_is_not_a_hub_error():
     assert "huggingface-cli" not in message
     hub = start_failure("org/model", RuntimeError("404 Client Error: Not Found for url"), "", "PaddlePaddle/PaddleOCR-VL")
     assert "huggingface-cli download" in hub
+
+
+def test_the_error_log_leaves_nothing_behind(tmp_path, monkeypatch):
+    import logging
+
+    from deployments.recognizer.engines.startup import ErrorLog
+
+    monkeypatch.delenv("VLLM_LOGGING_CONFIG_PATH", raising=False)
+    errors = ErrorLog(tmp_path)
+    errors.install()
+    logging.getLogger("vllm").error("ValueError: boom")
+    assert root_cause(errors.since_mark()) == "ValueError: boom"
+    errors.remove()
+    assert list(tmp_path.iterdir()) == [] and "VLLM_LOGGING_CONFIG_PATH" not in __import__("os").environ
+    assert not any(getattr(h, "baseFilename", "").startswith(str(tmp_path)) for h in logging.getLogger("vllm").handlers)
