@@ -99,12 +99,19 @@ class Gate:
         self.server.shutdown()
 
 
-def test_job_on_two_nodes_stopped_and_resubmitted_writes_every_document_once(ray_cluster, tmp_path):
+@pytest.fixture
+def gate():
+    """The gated document's server, shut down (gate open) whatever the test's outcome."""
+    gated = Gate(text_pdf(1, "Gated document, page {n}: it arrives only after the first job stopped. "))
+    yield gated
+    gated.close()
+
+
+def test_job_on_two_nodes_stopped_and_resubmitted_writes_every_document_once(ray_cluster, tmp_path, gate):
     from ray.job_submission import JobStatus, JobSubmissionClient
     from ray.util.state import list_actors
 
     corpus, output, config = tmp_path / "corpus", tmp_path / "out", tmp_path / "app.yaml"
-    gate = Gate(text_pdf(1, "Gated document, page {n}: it arrives only after the first job stopped. "))
     files = [str(f) for f in make_corpus(corpus)] + [gate.url]
     manifest = tmp_path / "corpus.txt"
     manifest.write_text("\n".join(files) + "\n")
@@ -155,7 +162,6 @@ def test_job_on_two_nodes_stopped_and_resubmitted_writes_every_document_once(ray
 
     third = submit(client, manifest, output, config)
     assert wait(client, third) == JobStatus.SUCCEEDED
-    gate.close()
     assert pq.read_table(output / "parquet").num_rows == len(files)
     assert json.loads((output / "_SUMMARY.json").read_text())["skipped"] == len(files)
 
