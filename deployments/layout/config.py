@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.dtypes import LAYOUT_AUTO, resolve
 from deployments.layout.options import LayoutOptions
+from deployments.resources import cpu_workers_field
 
 HF_LAYOUT_MODEL = "PaddlePaddle/PP-DocLayoutV2_safetensors"
 
@@ -43,6 +44,7 @@ class LayoutConfig(BaseModel):
         "planned peak for its batch_size and dtype, as in the GPU memory plan).")
     num_gpus: float = Field(0.0, ge=0, le=1, description="Ray GPU fraction per replica (0 on CPU).")
     num_cpus: float = Field(0.5, gt=0, description="Ray CPUs per replica.")
+    cpu_workers: Optional[int] = cpu_workers_field()
     options: LayoutOptions = Field(default_factory=LayoutOptions, description="Default post-processing options.")
 
     @property

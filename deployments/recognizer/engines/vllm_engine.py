@@ -180,6 +180,10 @@ class VllmEngine:
             await stream.aclose()  # on early return or cancellation vLLM aborts the request
         return GenerationResult(last.text, len(last.token_ids), last.finish_reason or "stop", tuple(last.token_ids))
 
+    def unfinished(self) -> int:
+        """Requests the engine still holds (aborted ones are gone)."""
+        return 0 if self.engine is None else self.engine.output_processor.get_num_unfinished_requests()
+
     async def check_health(self) -> None:
         if self.engine is None:
             raise RuntimeError("the vLLM engine is not started")
