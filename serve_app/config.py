@@ -64,6 +64,20 @@ class IngressConfig(BaseModel):
     num_cpus: float = Field(0.25, gt=0, description="CPUs per ingress replica.")
 
 
+class JobsConfig(BaseModel):
+    """The async job API (``/jobs/layout-parsing``): where jobs are kept, for how long, and limits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store: Optional[str] = Field(None, description="Directory or pyarrow filesystem URI (s3://…, gs://…, hdfs://…) "
+                                 "for job inputs, page results and records; None: $TMPDIR/paddleocr-vl-serve/jobs/<app "
+                                 "name>. Storage every node reaches lets jobs outlive the node of the job manager.")
+    ttl_s: float = Field(86400, gt=0, description="Finished jobs (results, inputs) are deleted this long after they end.")
+    max_active_per_key: int = Field(16, ge=1, description="Queued + running jobs per API key (429 beyond).")
+    max_stored_mb: float = Field(4096, gt=0, description="All jobs' stored bytes (507 beyond: fetch and delete jobs).")
+    max_running: int = Field(4, ge=1, description="Jobs parsed at once; the others wait, queued.")
+
+
 class AppConfig(BaseModel):
     """Everything ``build_app`` needs. Example (YAML)::
 
@@ -83,6 +97,7 @@ class AppConfig(BaseModel):
     layout: LayoutConfig = Field(default_factory=LayoutConfig)
     recognizer: RecognizerConfig = Field(default_factory=RecognizerConfig)
     ingress: IngressConfig = Field(default_factory=IngressConfig)
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
     deployments: dict[str, DeploymentSettings] = Field(
         default_factory=dict, description="Per deployment: ingress, renderer, layout, recognizer.")
 

@@ -4,49 +4,33 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from typing import Any, Optional
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from deployments.renderer import InputError
 from serve_app import metrics
 from serve_app.assemble import page_from_pruned, page_markdown, pruned_result, restructure_pages
 from serve_app.config import AppConfig
+from serve_app.http import ApiError, api, envelope, request_schema
 from serve_app.inputs import FileError, load_file
+from serve_app.jobs.manager import owner_of
+from serve_app.jobs.routes import JobRoutes
 from serve_app.options import OptionError, ParseOptions, describe
 from serve_app.parser import DocumentParser, TooManyPages, data_info
 from serve_app.protocol import InferRequest, InferResponse, RestructureRequest, RestructureResponse
 from serve_app.respond import document_entries
+from serve_app.streaming import encode, media_type, page_events, stream_format
 
 log = logging.getLogger("serve_app")
-api = FastAPI(title="PaddleOCR-VL layout parsing", version="0.1.0",
-              description="PaddleX-compatible `/layout-parsing` on Ray Serve. Errors use the envelope "
-              "`{logId, errorCode, errorMsg}` with errorCode = HTTP status.")
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: Optional[dict] = None):
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
-
-
-def envelope(log_id: str, status: int = 0, message: str = "Success", result: Any = None, headers=None) -> JSONResponse:
-    body: dict[str, Any] = {"logId": log_id, "errorCode": status, "errorMsg": message}
-    if result is not None:
-        body["result"] = result
-    return JSONResponse(body, status_code=status or 200, headers=headers)
-
-
-def _schema(model) -> dict:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
-
-
-class Ingress:
+class Ingress(JobRoutes):
     """The API's replica: authentication, limits, backpressure, deadlines; parsing by handle."""
 
     def __init__(self, renderer, layout, recognizer, config: AppConfig):
@@ -57,11 +41,17 @@ class Ingress:
         self.waiting = 0
 
     # -- plumbing ----------------------------------------------------------------------------
-    async def _body(self, request: Request, model, log_id: str):
-        cfg = self.config.ingress
-        if cfg.api_key and request.headers.get("authorization") != f"Bearer {cfg.api_key}":
+    def _authorize(self, request: Request) -> str:
+        """The caller's owner id (a hash of its API key; jobs are visible to their owner only)."""
+        key = self.config.ingress.api_key
+        if key and request.headers.get("authorization") != f"Bearer {key}":
             raise ApiError(401, "missing or wrong API key; send `Authorization: Bearer <key>`",
                            {"WWW-Authenticate": "Bearer"})
+        return owner_of(key)
+
+    async def _body(self, request: Request, model, log_id: str):
+        cfg = self.config.ingress
+        self._authorize(request)
         limit = int(cfg.max_body_mb * 2**20)
         if int(request.headers.get("content-length") or 0) > limit:
             raise ApiError(413, f"the request body exceeds {cfg.max_body_mb:g} MB (ingress.max_body_mb); send a URL "
@@ -74,13 +64,18 @@ class Ingress:
         except ValidationError as exc:
             raise ApiError(422, describe(exc)) from None
 
-    async def _guarded(self, work):
-        """Backpressure (429 with Retry-After) and error mapping around one request."""
+    def _check_busy(self) -> None:
         cfg = self.config.ingress
         if self.slots.locked() and self.waiting >= cfg.max_waiting_documents:
             metrics.count("errors", kind="overloaded")
             raise ApiError(429, f"the server is busy ({cfg.max_concurrent_documents} documents in progress, "
                            f"{self.waiting} waiting); retry later", {"Retry-After": "5"})
+
+    @contextlib.asynccontextmanager
+    async def _slot(self):
+        """Backpressure around one document: 429 with Retry-After when too many are waiting."""
+        cfg = self.config.ingress
+        self._check_busy()
         self.waiting += 1
         metrics.gauge("waiting", self.waiting)
         try:
@@ -90,21 +85,42 @@ class Ingress:
             metrics.gauge("waiting", self.waiting)
         metrics.gauge("in_flight", cfg.max_concurrent_documents - self.slots._value)
         try:
-            return await work()
+            yield
         finally:
             self.slots.release()
             metrics.gauge("in_flight", cfg.max_concurrent_documents - self.slots._value)
 
+    async def _document(self, req: InferRequest) -> tuple[ParseOptions, bytes, str]:
+        """The request's options and file (422, or the file's own status, on a problem)."""
+        options = self.options(req)
+        try:
+            data, kind = await load_file(req.file, req.fileType, self.config.ingress)
+        except FileError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        return options, data, kind
+
+    async def _open(self, data: bytes, kind: str, options: ParseOptions):
+        try:
+            return await self.parser.open(data, kind, options)
+        except (InputError, TooManyPages) as exc:
+            raise ApiError(422, str(exc)) from None
+
     # -- routes ------------------------------------------------------------------------------
-    @api.post("/layout-parsing", operation_id="infer", openapi_extra=_schema(InferRequest),
+    @api.post("/layout-parsing", operation_id="infer", openapi_extra=request_schema(InferRequest),
               response_model=None, responses={200: {"model": InferResponse}})
-    async def infer(self, request: Request) -> JSONResponse:
+    async def infer(self, request: Request) -> Response:
+        """The whole document as one JSON envelope; with `Accept: application/x-ndjson` or
+        `text/event-stream`, its pages streamed as they finish (see ``streaming.py``)."""
         log_id = str(uuid.uuid4())
         start = time.perf_counter()
+        fmt = stream_format(request.headers.get("accept"))
         try:
             req = await self._body(request, InferRequest, log_id)
             log_id = req.logId or log_id
-            result = await self._guarded(lambda: self._infer(req, log_id))
+            if fmt:
+                return await self._stream(req, log_id, fmt)
+            async with self._slot():
+                result = await self._infer(req, log_id)
             metrics.count("documents", status="ok")
             return envelope(log_id, result=result)
         except ApiError as exc:
@@ -127,24 +143,40 @@ class Ingress:
             raise ApiError(422, str(exc)) from None
 
     async def _infer(self, req: InferRequest, log_id: str) -> dict:
-        cfg = self.config.ingress
-        options = self.options(req)
-        timeout = options.deadline_s or cfg.timeout_s
+        options, data, kind = await self._document(req)
+        timeout = options.deadline_s or self.config.ingress.timeout_s
         deadline = time.monotonic() + timeout
         try:
-            data, kind = await load_file(req.file, req.fileType, cfg)
-            doc = await asyncio.wait_for(self.parser.parse(data, kind, options, log_id, deadline), timeout)
-        except FileError as exc:
-            raise ApiError(exc.status, str(exc)) from None
-        except (InputError, TooManyPages) as exc:
-            raise ApiError(422, str(exc)) from None
+            doc = await asyncio.wait_for(self._parse(data, kind, options, log_id, deadline), timeout)
         except asyncio.TimeoutError:
             metrics.count("errors", kind="deadline_exceeded")
             raise ApiError(504, f"the document was not parsed within {timeout:g} s; raise deadlineSeconds "
-                           "(or ingress.timeout_s) or send fewer pages") from None
+                           "(or ingress.timeout_s), send fewer pages, or use POST /jobs/layout-parsing") from None
         return {"layoutParsingResults": document_entries(doc.pages, options), "dataInfo": data_info(doc)}
 
-    @api.post("/restructure-pages", operation_id="restructurePages", openapi_extra=_schema(RestructureRequest),
+    async def _parse(self, data, kind, options, log_id, deadline):
+        return await self.parser.run(await self._open(data, kind, options), options, log_id, deadline)
+
+    async def _stream(self, req: InferRequest, log_id: str, fmt: str) -> StreamingResponse:
+        self._check_busy()
+        options, data, kind = await self._document(req)
+        doc = await self._open(data, kind, options)
+        timeout = options.deadline_s or self.config.ingress.timeout_s
+
+        async def events():
+            try:
+                async with self._slot():
+                    async for event in page_events(self.parser, doc, options, log_id, fmt, timeout):
+                        yield event
+                metrics.count("documents", status="ok")
+            except ApiError as exc:  # busy by the time the stream started
+                metrics.count("documents", status=str(exc.status))
+                yield encode(fmt, "error", {"logId": log_id, "errorCode": exc.status, "errorMsg": exc.message})
+
+        return StreamingResponse(events(), media_type=media_type(fmt),
+                                 headers={"Cache-Control": "no-cache", "X-Log-Id": log_id})
+
+    @api.post("/restructure-pages", operation_id="restructurePages", openapi_extra=request_schema(RestructureRequest),
               response_model=None, responses={200: {"model": RestructureResponse}})
     async def restructure(self, request: Request) -> JSONResponse:
         log_id = str(uuid.uuid4())

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 from deployments.datamodel import PageImage, PageResult
 from deployments.renderer import DocumentInfo, InputError, parse_page_ranges
@@ -24,6 +24,19 @@ RENDER_CHUNK = 4  # pages per render call: fewer hops, still streaming
 
 class TooManyPages(ValueError):
     """The document exceeds ``ingress.max_pages`` (422, never a silent truncation)."""
+
+
+OnPage = Callable[[PageOutput], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class OpenedDocument:
+    """A document stored for the render calls, with the pages to parse selected."""
+
+    ref: Any
+    kind: str
+    info: DocumentInfo
+    page_indices: list[int]
 
 
 @dataclass(slots=True)
@@ -47,10 +60,9 @@ class DocumentParser:
         self.renderer, self.layout, self.recognizer, self.config = renderer, layout, recognizer, config
         self.put = put
 
-    async def parse(self, data: bytes, kind: str, options: ParseOptions, log_id: str,
-                    deadline: Optional[float] = None) -> ParsedDocument:
-        """Every selected page, in order, failed pages included. ``deadline`` (``time.monotonic``)
-        bounds each page's recognition, so the engine stops work nobody waits for."""
+    async def open(self, data: bytes, kind: str, options: ParseOptions) -> OpenedDocument:
+        """Store the document once for every render call and select its pages; the caller's input
+        errors (:class:`InputError`, :class:`TooManyPages`) are raised here, before any page runs."""
         ref = self.put(data)
         info = await self.renderer.inspect.remote(ref, kind)
         if isinstance(info, InputError):
@@ -60,21 +72,36 @@ class DocumentParser:
         if limit is not None and len(indices) > limit:
             raise TooManyPages(f"the document has {len(indices)} pages to parse but this server accepts at most {limit} "
                                "(ingress.max_pages); split it or send pageRanges")
+        return OpenedDocument(ref, kind, info, indices)
+
+    async def parse(self, data: bytes, kind: str, options: ParseOptions, log_id: str,
+                    deadline: Optional[float] = None, on_page: Optional[OnPage] = None) -> ParsedDocument:
+        """Every selected page, in order, failed pages included. ``deadline`` (``time.monotonic``)
+        bounds each page's recognition, so the engine stops work nobody waits for."""
+        return await self.run(await self.open(data, kind, options), options, log_id, deadline, on_page)
+
+    async def run(self, doc: OpenedDocument, options: ParseOptions, log_id: str, deadline: Optional[float] = None,
+                  on_page: Optional[OnPage] = None, skip: frozenset[int] = frozenset()) -> ParsedDocument:
+        """The pages of an opened document but those in ``skip`` (a resumed job's finished pages);
+        ``on_page`` is awaited with each page as it finishes, in whatever order they finish."""
+        todo = [i for i in doc.page_indices if i not in skip]
         window = asyncio.Semaphore(self.config.ingress.page_window)
-        chunks = [indices[i : i + RENDER_CHUNK] for i in range(0, len(indices), RENDER_CHUNK)]
-        results = await asyncio.gather(*(self._chunk(ref, log_id, kind, c, options, window, deadline) for c in chunks))
+        chunks = [todo[i : i + RENDER_CHUNK] for i in range(0, len(todo), RENDER_CHUNK)]
+        results = await asyncio.gather(*(self._chunk(doc.ref, log_id, doc.kind, c, options, window, deadline, on_page)
+                                         for c in chunks))
         pages = [page for chunk in results for page in chunk]
         log.info("[%s] parsed %d pages (%d failed)", log_id, len(pages), sum(not p.result.ok for p in pages))
-        return ParsedDocument(info, indices, pages)
+        return ParsedDocument(doc.info, doc.page_indices, pages)
 
-    async def _chunk(self, ref, log_id, kind, indices, options, window, deadline) -> list[PageOutput]:
+    async def _chunk(self, ref, log_id, kind, indices, options, window, deadline, on_page) -> list[PageOutput]:
         async with window:
             start = time.perf_counter()
             pages: list[PageImage] = await self.renderer.render.remote(ref, log_id, kind, indices, options.orient)
             metrics.observe("stage_seconds", time.perf_counter() - start, stage="render")
-            return list(await asyncio.gather(*(self._page(p, options, deadline) for p in pages)))
+            return list(await asyncio.gather(*(self._page(p, options, deadline, on_page) for p in pages)))
 
-    async def _page(self, page: PageImage, options: ParseOptions, deadline: Optional[float]) -> PageOutput:
+    async def _page(self, page: PageImage, options: ParseOptions, deadline: Optional[float],
+                    on_page: Optional[OnPage] = None) -> PageOutput:
         boxes = layout_input(page, options)
         if boxes is None and page.error is None:
             start = time.perf_counter()
@@ -90,7 +117,10 @@ class DocumentParser:
         result = await recognize_page(self.recognizer.recognize.remote, page, boxes or [], options, timeout)
         metrics.observe("stage_seconds", time.perf_counter() - start, stage="recognize")
         self._count(result)
-        return encode_page(page, result, options, self.config.ingress.max_output_image_side)
+        out = encode_page(page, result, options, self.config.ingress.max_output_image_side)
+        if on_page is not None:
+            await on_page(out)
+        return out
 
     @staticmethod
     def _count(result: PageResult) -> None:
@@ -103,7 +133,7 @@ class DocumentParser:
             metrics.count("tokens", tokens)
 
 
-def data_info(doc: ParsedDocument) -> dict[str, Any]:
+def data_info(doc: OpenedDocument | ParsedDocument) -> dict[str, Any]:
     """PaddleX ``dataInfo``: image → {width, height, type}; PDF → {numPages, pages, type}."""
     if doc.info.kind == "image":
         width, height = doc.info.page_sizes[0]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
 from PIL import Image
 
-from deployments.datamodel import PageImage, PageResult
-from serve_app.assemble import visualize
+from deployments.datamodel import PageError, PageImage, PageResult, PageStatus
+from serve_app.assemble import page_from_pruned, visualize
 from serve_app.options import ParseOptions
 from serve_app.pagepath import PageText, assemble_document
 
@@ -53,6 +53,24 @@ def document_entries(pages: list[PageOutput], options: ParseOptions) -> list[dic
     """The ``layoutParsingResults`` of a document (the shape of ``protocol.LayoutParsingResult``)."""
     texts = assemble_document([p.result for p in pages], options)
     return [page_entry(out, text, options) for out, text in zip(pages, texts)]
+
+
+def finished_page_entry(out: PageOutput, options: ParseOptions) -> dict:
+    """A page's entry as soon as that page is done (streams, jobs): its ``document_entries`` item
+    for a document that is not restructured; restructuring, which needs every page, is left out."""
+    if options.restructure.enabled:
+        options = options.model_copy(update={"restructure": options.restructure.model_copy(update={"enabled": False})})
+    return page_entry(out, assemble_document([out.result], options)[0], options)
+
+
+def saved_page_output(entry: dict, page_index: int) -> PageOutput:
+    """A page back from its entry (a resumed job's pages finished before a restart), for restructuring."""
+    result = page_from_pruned(entry["prunedResult"], page_index)
+    if entry.get("status") == "failed":
+        error = entry.get("error") or {}
+        result = replace(result, status=PageStatus.FAILED, error=PageError(
+            error.get("stage", "pipeline"), error.get("kind", "internal_error"), error.get("message", "")))
+    return PageOutput(result, entry["markdown"].get("images") or {}, entry.get("outputImages"), entry.get("inputImage"))
 
 
 def page_entry(out: PageOutput, text: PageText, options: ParseOptions) -> dict:

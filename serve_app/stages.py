@@ -69,6 +69,9 @@ class RecognizeStage:
     async def check_health(self) -> None:
         await self.recognizer.check_health()
 
+    def unfinished(self) -> int:
+        return self.recognizer.unfinished()
+
     async def ready(self) -> bool:
         await self.recognizer.check_health()
         return True

@@ -56,22 +56,34 @@ class LiteEngine:
             raise RuntimeError("the lite engine is not started")
         self.in_flight += 1
         try:
-            return await self._read(request)
-        finally:
+            ocr = await self.pool.get()
+        except BaseException:  # cancelled while waiting for a pipeline: nothing ran
             self.in_flight -= 1
+            raise
+        loop = asyncio.get_running_loop()
+        job = self.threads.submit(ocr, np.ascontiguousarray(request.image[..., ::-1]))
+        # The pipeline is free again when its thread is done, not when the caller stops waiting
+        # (a cancelled caller cannot stop a running ONNX call; it finishes its block, then stops).
+        job.add_done_callback(lambda _: self._release(loop, ocr))
+        return self._answer(request, await asyncio.wrap_future(job))
+
+    def _release(self, loop: asyncio.AbstractEventLoop, ocr) -> None:
+        def release():
+            self.in_flight -= 1
+            if self.pool is not None:
+                self.pool.put_nowait(ocr)
+        try:
+            loop.call_soon_threadsafe(release)
+        except RuntimeError:  # the loop is closed: the engine is gone
+            pass
 
     def unfinished(self) -> int:
-        """Blocks accepted and not finished (a cancelled caller's block waiting for a pipeline is
-        dropped; one already on a pipeline finishes its current line set, a second or so)."""
+        """Blocks waiting for a pipeline or on one (a cancelled caller's waiting blocks are dropped at
+        once; a block already on a pipeline finishes, a second or so, and then counts no more)."""
         return self.in_flight
 
-    async def _read(self, request: GenerationRequest) -> GenerationResult:
-        ocr = await self.pool.get()
-        try:
-            image = np.ascontiguousarray(request.image[..., ::-1])
-            result = await asyncio.get_running_loop().run_in_executor(self.threads, ocr, image)
-        finally:
-            self.pool.put_nowait(ocr)
+    @staticmethod
+    def _answer(request: GenerationRequest, result) -> GenerationResult:
         if result.txts is None or len(result.txts) == 0:
             return GenerationResult("", 0, "stop")
         boxes, texts = np.asarray(result.boxes, dtype=np.float64), list(result.txts)

@@ -1,0 +1,86 @@
+"""HTTP routes of the async job API (a mixin of the ingress; the work is the job manager's):
+
+    POST   /jobs/layout-parsing   the /layout-parsing body → 202, result {jobId, status, …}
+    GET    /jobs/{id}             status: queued|running|done|failed|cancelled, pagesDone/pagesTotal,
+                                  failedPages, elapsedSeconds, etaSeconds
+    GET    /jobs/{id}/result      the envelope /layout-parsing would have answered (409 until done)
+    DELETE /jobs/{id}             cancel a queued or running job; delete a finished one
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from serve_app.http import ApiError, api, envelope, request_schema
+from serve_app.jobs.manager import JobError, get_or_create
+from serve_app.protocol import InferRequest
+
+
+class JobRoutes:
+    """Needs the ingress's ``config``, ``handles``, ``_authorize``, ``_body`` and ``_document``."""
+
+    _manager = None
+
+    async def _jobs(self, method: str, *args):
+        """Call the job manager (found or created by name); a manager that is gone for good is
+        created again once (a restarting one is waited for by Ray)."""
+        from ray.exceptions import ActorDiedError, ActorUnavailableError
+
+        for attempt in (1, 2):
+            if self._manager is None:
+                h = self.handles
+                self._manager = get_or_create(h["renderer"], h["layout"], h["recognizer"], self.config)
+            try:
+                answer = await getattr(self._manager, method).remote(*args)
+                break
+            except (ActorDiedError, ActorUnavailableError):
+                self._manager = None
+                if attempt == 2:
+                    raise ApiError(503, "the job manager is restarting; retry shortly", {"Retry-After": "5"}) from None
+        if isinstance(answer, JobError):
+            headers = {"Retry-After": "30"} if answer.status in (429, 507) else None
+            raise ApiError(answer.status, answer.message, headers)
+        return answer
+
+    @api.post("/jobs/layout-parsing", operation_id="submitJob", openapi_extra=request_schema(InferRequest),
+              response_model=None, status_code=202)
+    async def submit_job(self, request: Request) -> JSONResponse:
+        log_id = str(uuid.uuid4())
+        try:
+            req = await self._body(request, InferRequest, log_id)
+            owner = self._authorize(request)
+            _, data, kind = await self._document(req)  # options and file checked now, not when the job runs
+            options = req.model_dump(exclude={"file"}, exclude_unset=True)
+            job = await self._jobs("submit", options, data, kind, owner, req.logId)
+            response = envelope(job["logId"], result=job, headers={"Location": f"jobs/{job['jobId']}"})
+            response.status_code = 202
+            return response
+        except ApiError as exc:
+            return envelope(log_id, exc.status, exc.message, headers=exc.headers)
+
+    @api.get("/jobs/{job_id}", operation_id="jobStatus")
+    async def job_status(self, job_id: str, request: Request) -> JSONResponse:
+        try:
+            job = await self._jobs("status", job_id, self._authorize(request))
+            return envelope(job["logId"], result=job)
+        except ApiError as exc:
+            return envelope(str(uuid.uuid4()), exc.status, exc.message, headers=exc.headers)
+
+    @api.get("/jobs/{job_id}/result", operation_id="jobResult")
+    async def job_result(self, job_id: str, request: Request) -> JSONResponse:
+        try:
+            body = await self._jobs("result", job_id, self._authorize(request))
+            return JSONResponse(body, status_code=body["errorCode"] or 200)
+        except ApiError as exc:
+            return envelope(str(uuid.uuid4()), exc.status, exc.message, headers=exc.headers)
+
+    @api.delete("/jobs/{job_id}", operation_id="cancelJob")
+    async def cancel_job(self, job_id: str, request: Request) -> JSONResponse:
+        try:
+            job = await self._jobs("cancel", job_id, self._authorize(request))
+            return envelope(job["logId"], result=job)
+        except ApiError as exc:
+            return envelope(str(uuid.uuid4()), exc.status, exc.message, headers=exc.headers)

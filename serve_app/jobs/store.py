@@ -1,0 +1,152 @@
+"""Where jobs live: one directory per job on any pyarrow filesystem (a local directory, or a URI
+such as ``s3://bucket/jobs`` that every node reaches).
+
+    <root>/<job id>/job.json          the record (status, progress, limits' figures)
+    <root>/<job id>/input             the document's bytes (a job can be resumed from it)
+    <root>/<job id>/pages/<n>.json    one finished page's entry, written as the page finishes
+    <root>/<job id>/result.json       the whole ``result`` object, written once at the end
+
+Files are written whole (to a temporary name, then moved where the filesystem can), so a reader
+never sees half a record. The directory is the truth: the job manager's memory is a cache of it
+that a restarted manager rebuilds with :meth:`JobFiles.records`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, Field
+
+Status = Literal["queued", "running", "done", "failed", "cancelled"]
+ACTIVE = ("queued", "running")
+
+
+class JobRecord(BaseModel):
+    """A job as ``job.json`` holds it; :meth:`public` is what ``GET /jobs/{id}`` shows."""
+
+    job_id: str
+    log_id: str
+    owner: str  # a hash of the caller's API key ("" without one): jobs are visible to their owner only
+    status: Status = "queued"
+    kind: str = "pdf"
+    options: dict[str, Any] = Field(default_factory=dict)  # the request body without `file`
+    created: float = Field(default_factory=time.time)
+    started: Optional[float] = None
+    finished: Optional[float] = None
+    pages_total: Optional[int] = None
+    pages_done: int = 0
+    failed_pages: list[int] = Field(default_factory=list)  # 0-based page indices
+    stored_bytes: int = 0
+    error_code: int = 0
+    error_msg: str = ""
+    resumed: int = 0  # times a restarted job manager picked the job up again
+
+    def public(self, now: Optional[float] = None) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        end = self.finished or now
+        elapsed = end - (self.started or end)
+        eta = None
+        if self.status == "running" and self.pages_total and self.pages_done:
+            eta = round(elapsed / self.pages_done * (self.pages_total - self.pages_done), 1)
+        return {"jobId": self.job_id, "logId": self.log_id, "status": self.status, "pagesDone": self.pages_done,
+                "pagesTotal": self.pages_total, "failedPages": self.failed_pages,
+                "elapsedSeconds": round(elapsed, 2), "etaSeconds": eta, "createdAt": self.created,
+                "finishedAt": self.finished, "errorCode": self.error_code, "errorMsg": self.error_msg,
+                "resumedAfterRestart": self.resumed}
+
+
+def default_root(app_name: str) -> str:
+    return str(Path(tempfile.gettempdir()) / "paddleocr-vl-serve" / "jobs" / app_name)
+
+
+class JobFiles:
+    """Reads and writes the job directories under ``root`` (a path or a pyarrow filesystem URI)."""
+
+    def __init__(self, root: str):
+        import pyarrow.fs as pafs
+
+        if "://" in root:
+            self.fs, self.root = pafs.FileSystem.from_uri(root)
+        else:
+            self.fs, self.root = pafs.LocalFileSystem(), os.path.abspath(root)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.fs.create_dir(self.root, recursive=True)
+
+    def path(self, job_id: str, *parts: str) -> str:
+        return "/".join([self.root, job_id, *parts])
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
+
+    # -- whole files -------------------------------------------------------------------------
+    def write(self, path: str, data: bytes) -> int:
+        self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        target = f"{path}.tmp-{uuid.uuid4().hex[:8]}" if self.local else path
+        with self.fs.open_output_stream(target) as out:
+            out.write(data)
+        if target != path:
+            self.fs.move(target, path)
+        return len(data)
+
+    def read(self, path: str) -> bytes:
+        with self.fs.open_input_stream(path) as stream:
+            return stream.read()
+
+    def write_json(self, path: str, value: Any) -> int:
+        return self.write(path, json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+    def read_json(self, path: str) -> Any:
+        return json.loads(self.read(path))
+
+    # -- jobs --------------------------------------------------------------------------------
+    def save(self, record: JobRecord) -> None:
+        self.write(self.path(record.job_id, "job.json"), record.model_dump_json().encode())
+
+    def records(self) -> list[JobRecord]:
+        """Every readable job record (a directory without one, e.g. a submission cut short, is removed)."""
+        import pyarrow.fs as pafs
+
+        out = []
+        for info in self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True)):
+            if info.type != pafs.FileType.Directory:
+                continue
+            try:
+                out.append(JobRecord.model_validate_json(self.read(f"{info.path}/job.json")))
+            except (OSError, ValueError):
+                self.fs.delete_dir(info.path)
+        return out
+
+    def page_path(self, job_id: str, index: int) -> str:
+        return self.path(job_id, "pages", f"{index:06d}.json")
+
+    def saved_pages(self, job_id: str) -> dict[int, dict]:
+        """Page index → stored entry, for the pages a job finished before its manager restarted."""
+        import pyarrow.fs as pafs
+
+        pages = {}
+        selector = pafs.FileSelector(self.path(job_id, "pages"), allow_not_found=True)
+        for info in self.fs.get_file_info(selector):
+            name = info.path.rsplit("/", 1)[-1]
+            if name.endswith(".json") and name[:-5].isdigit():
+                try:
+                    pages[int(name[:-5])] = self.read_json(info.path)
+                except (OSError, ValueError):
+                    pass  # written by a manager that died mid-write: the page is parsed again
+        return pages
+
+    def remove_pages(self, job_id: str) -> None:
+        self.fs.delete_dir_contents(self.path(job_id, "pages"), missing_dir_ok=True)
+
+    def remove(self, job_id: str) -> None:
+        self.fs.delete_dir_contents(self.path(job_id), missing_dir_ok=True)
+        try:
+            self.fs.delete_dir(self.path(job_id))
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,219 @@
+"""The job manager and the page stream without Ray: the real DocumentParser over in-process stand-in
+handles (``test_parser``), jobs kept in a real directory. Ray, HTTP and restarts: tests/integration/test_jobs.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from deployments.recognizer.engines import GenerationResult
+from documents import text_pdf
+from serve_app.config import AppConfig
+from serve_app.jobs.manager import JobError, JobManager
+from serve_app.jobs.store import JobFiles, JobRecord
+from serve_app.options import ParseOptions
+from serve_app.respond import document_entries, finished_page_entry
+from serve_app.streaming import page_events, stream_format
+from test_parser import Handle, Layout, Recorder, RenderStage, RendererConfig, parser
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000.0
+
+    def __call__(self):
+        return self.now
+
+
+class GatedEngine:
+    """Answers only once ``gate`` is set; counts the requests it holds."""
+
+    name, tasks = "gated", frozenset({"ocr", "table", "formula", "chart", "seal", "spotting"})
+
+    def __init__(self):
+        self.gate, self.entered, self.holding = asyncio.Event(), asyncio.Event(), 0
+
+    async def start(self):
+        pass
+
+    async def generate(self, request):
+        self.holding += 1
+        self.entered.set()
+        try:
+            await self.gate.wait()
+            return GenerationResult("gated text", 2, "stop")
+        finally:
+            self.holding -= 1
+
+    def unfinished(self):
+        return self.holding
+
+
+def manager(tmp_path, engine=None, clock=None, **jobs) -> tuple[JobManager, Recorder]:
+    config = AppConfig(jobs={"store": str(tmp_path / "jobs"), **jobs})
+    if engine is None:
+        _, _, recognizer = parser(config)
+    else:
+        recognizer = Recorder(config.recognizer, engine)
+        recognizer.requests = []
+    handles = (Handle(RenderStage(RendererConfig(scale=0.5))), Handle(Layout()), Handle(recognizer))
+    return JobManager(*handles, config, clock=clock or Clock(), put=lambda data: data), recognizer
+
+
+async def until_finished(m: JobManager, job_id: str, owner: str = "") -> dict:
+    task = m.tasks.get(job_id)
+    if task is not None:
+        await task
+    return await m.status(job_id, owner)
+
+
+def test_a_job_gives_the_sync_result_and_keeps_only_what_the_result_needs(tmp_path):
+    m, _ = manager(tmp_path)
+    data = text_pdf(3)
+
+    async def go():
+        job = await m.submit({"visualize": False}, data, "pdf", "", "my-log")
+        assert job["status"] == "queued" and job["logId"] == "my-log"
+        status = await until_finished(m, job["jobId"])
+        return job["jobId"], status, await m.result(job["jobId"], "")
+
+    job_id, status, body = asyncio.run(go())
+    assert (status["status"], status["pagesDone"], status["pagesTotal"], status["failedPages"]) == ("done", 3, 3, [])
+    assert (body["logId"], body["errorCode"], body["errorMsg"]) == ("my-log", 0, "Success")
+    p, _, _ = parser()
+    options = ParseOptions.from_request({"visualize": False})
+    doc = asyncio.run(p.parse(data, "pdf", options, "log"))
+    assert body["result"]["layoutParsingResults"] == json.loads(json.dumps(document_entries(doc.pages, options)))
+    assert body["result"]["dataInfo"]["numPages"] == 3
+    files = m.files
+    assert files.saved_pages(job_id) == {} and files.read_json(files.path(job_id, "result.json")) == body["result"]
+
+
+def test_a_restarted_manager_resumes_a_job_and_parses_only_the_pages_not_saved(tmp_path):
+    """What a manager that died mid-job leaves: the record (running), the input, two saved pages."""
+    data = text_pdf(4)
+    first, _ = manager(tmp_path)
+    options = ParseOptions.from_request({"visualize": False})
+    p, _, _ = parser()
+    done = asyncio.run(p.parse(data, "pdf", options, "log", None))
+    files = first.files
+    record = JobRecord(job_id="j1", log_id="j1", owner="", status="running", options={"visualize": False},
+                       pages_total=4, pages_done=2, started=900.0)
+    files.save(record)
+    files.write(files.path("j1", "input"), data)
+    for out in done.pages[:2]:
+        files.write_json(files.page_path("j1", out.result.page_index), finished_page_entry(out, options))
+
+    second, recognizer = manager(tmp_path)
+
+    async def go():
+        await second.status("j1", "")  # the first call resumes unfinished jobs
+        status = await until_finished(second, "j1")
+        return status, await second.result("j1", "")
+
+    status, body = asyncio.run(go())
+    assert status["status"] == "done" and status["resumedAfterRestart"] == 1
+    assert sorted({r.timeout_s is None for r in recognizer.requests}) == [True] and len(recognizer.requests) == 2
+    assert body["result"]["layoutParsingResults"] == json.loads(json.dumps(document_entries(done.pages, options)))
+
+
+def test_cancel_stops_the_engine_work_and_frees_the_job_store(tmp_path):
+    engine = GatedEngine()
+    m, _ = manager(tmp_path, engine)
+
+    async def go():
+        job = await m.submit({"visualize": False}, text_pdf(3), "pdf", "", None)
+        await engine.entered.wait()
+        assert engine.unfinished() > 0
+        cancelled = await m.cancel(job["jobId"], "")
+        return job["jobId"], cancelled, await m.result(job["jobId"], ""), await m.counts()
+
+    job_id, cancelled, result, counts = asyncio.run(go())
+    assert cancelled["status"] == "cancelled" and engine.unfinished() == 0
+    assert isinstance(result, JobError) and result.status == 409 and "cancelled" in result.message
+    assert counts == {"cancelled": 1, "tasks": 0}
+    assert not m.files.fs.get_file_info(m.files.path(job_id, "input")).is_file
+
+
+def test_limits_per_key_and_on_stored_bytes_then_ttl_expiry(tmp_path):
+    engine, clock = GatedEngine(), Clock()
+    m, _ = manager(tmp_path, engine, clock, max_active_per_key=1, max_stored_mb=0.05, ttl_s=60)
+    small = text_pdf(1)
+
+    async def go():
+        first = await m.submit({}, small, "pdf", "alice", None)
+        busy = await m.submit({}, small, "pdf", "alice", None)
+        other = await m.submit({}, small, "pdf", "bob", None)
+        full = await m.submit({}, b"%PDF" + b"0" * 60_000, "pdf", "carol", None)
+        hidden = await m.status(first["jobId"], "bob")
+        engine.gate.set()
+        await until_finished(m, first["jobId"], "alice")
+        await until_finished(m, other["jobId"], "bob")
+        kept = await m.status(first["jobId"], "alice")
+        clock.now += 61
+        expired = await m.status(first["jobId"], "alice")
+        return busy, other, full, hidden, kept, expired, m.sweep()
+
+    busy, other, full, hidden, kept, expired, swept = asyncio.run(go())
+    assert isinstance(busy, JobError) and busy.status == 429 and "max_active_per_key" in busy.message
+    assert other["status"] == "queued"
+    assert isinstance(full, JobError) and full.status == 507 and "max_stored_mb" in full.message
+    assert isinstance(hidden, JobError) and hidden.status == 404
+    assert kept["status"] == "done"
+    assert isinstance(expired, JobError) and expired.status == 404 and "ttl_s" in expired.message
+    assert swept == 2 and JobFiles(str(tmp_path / "jobs")).records() == []
+
+
+def test_a_bad_document_fails_its_job_with_the_sync_status(tmp_path):
+    m, _ = manager(tmp_path)
+
+    async def go():
+        job = await m.submit({"pageRanges": "5"}, text_pdf(2), "pdf", "", None)
+        return await until_finished(m, job["jobId"]), await m.result(job["jobId"], "")
+
+    status, body = asyncio.run(go())
+    assert status["status"] == "failed" and body["errorCode"] == 422 and "outside 1-2" in body["errorMsg"]
+
+
+def collect(fmt: str, request: dict, pages: int = 5, timeout: float = 60) -> list[dict]:
+    p, _, _ = parser()
+    options = ParseOptions.from_request(request)
+
+    async def go():
+        doc = await p.open(text_pdf(pages), "pdf", options)
+        return [chunk async for chunk in page_events(p, doc, options, "log", fmt, timeout)]
+
+    chunks = asyncio.run(go())
+    if fmt == "ndjson":
+        return [json.loads(c) for c in chunks]
+    events = []
+    for c in chunks:
+        name, data = c.decode().strip().split("\n")
+        events.append({"event": name.removeprefix("event: "), **json.loads(data.removeprefix("data: "))})
+    return events
+
+
+def test_stream_events_in_page_order_with_the_sync_entries():
+    for fmt in ("ndjson", "sse"):
+        events = collect(fmt, {"visualize": False, "pageRanges": "5,1-3"})
+        assert [e["event"] for e in events] == ["start", "page", "page", "page", "page", "done"]
+        assert events[0]["pagesTotal"] == 4 and [e["pageIndex"] for e in events[1:5]] == [4, 0, 1, 2]
+        assert events[-1]["result"]["failedPages"] == [] and events[-1]["errorCode"] == 0
+    p, _, _ = parser()
+    options = ParseOptions.from_request({"visualize": False, "restructurePages": True})
+    doc = asyncio.run(p.parse(text_pdf(5), "pdf", options, "log"))
+    events = collect("ndjson", {"visualize": False, "restructurePages": True})
+    assert [e["result"] for e in events[1:-1]] == json.loads(json.dumps(document_entries(doc.pages, options)))
+
+
+def test_stream_deadline_ends_with_an_error_event():
+    events = collect("ndjson", {"visualize": False}, pages=3, timeout=1e-6)
+    assert events[0]["event"] == "start" and events[-1]["event"] == "error" and events[-1]["errorCode"] == 504
+    assert "POST /jobs/layout-parsing" in events[-1]["errorMsg"]
+
+
+def test_accept_header_picks_the_stream_format():
+    assert stream_format("application/x-ndjson") == "ndjson"
+    assert stream_format("text/event-stream; charset=utf-8") == "sse"
+    assert stream_format("text/html, application/x-ndjson;q=0.9") == "ndjson"
+    assert stream_format("application/json") is None and stream_format(None) is None
