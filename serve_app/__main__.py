@@ -49,12 +49,14 @@ def _demo(args) -> int:
 
 
 def _parse(args) -> int:
-    from serve_app.client import parse_files
+    from serve_app.client import parse_files, stream_files
 
     options = {"visualize": args.visualize}
     if args.page_ranges:
         options["pageRanges"] = args.page_ranges
-    return 1 if parse_files(args.files, args.url, args.api_key, args.workers, options) else 0
+    if args.stream:
+        return 1 if stream_files(args.files, args.url, args.api_key, options) else 0
+    return 1 if parse_files(args.files, args.url, args.api_key, args.workers, options, args.jobs_over) else 0
 
 
 def _serve(args) -> int:
@@ -80,6 +82,10 @@ def main(argv=None) -> int:
     par.add_argument("--workers", type=int, default=4, help="documents in flight at once")
     par.add_argument("--pages", dest="page_ranges", default=None, help="page ranges, e.g. 1-3,7")
     par.add_argument("--visualize", action="store_true", help="also return layout images (larger responses)")
+    par.add_argument("--jobs-over", type=int, default=20, metavar="N",
+                     help="documents of more than N pages go through the job API: per-page progress, and a "
+                     "command stopped and started again picks the job up (FILE.job.json) (default 20)")
+    par.add_argument("--stream", action="store_true", help="print each page's Markdown as soon as it is done")
     par.set_defaults(func=_parse)
     res = sub.add_parser("restructure", help="merge tables / re-level titles across prunedResult pages")
     res.add_argument("results", nargs="+", help="prunedResult JSON files, one per page, in page order")

@@ -37,7 +37,10 @@ def jobs_url(ray_session, tmp_path_factory):
     serve.run(build_app(config), name="jobs", route_prefix="/j")
     yield f"{ray_session}/j"
     serve.delete("jobs")
-    ray.kill(ray.get_actor(actor_name(config), namespace="paddleocr-vl-serve"), no_restart=True)
+    try:  # the detached job manager outlives the application: stop it
+        ray.kill(ray.get_actor(actor_name(config), namespace="paddleocr-vl-serve"), no_restart=True)
+    except ValueError:
+        pass  # no job was submitted
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +200,53 @@ def test_auth_limits_and_expiry(client, jobs_url):
     assert client.get(f"/jobs/{deleted}").status_code == 404
     gone = wait_for(client, kept, lambda b: b["errorCode"] == 404, polls=4 * TTL + 60)  # expired after the TTL
     assert "ttl_s" in gone["errorMsg"]
+
+
+def test_client_jobs_and_stream(jobs_url):
+    from serve_app.client import ApiError, Client
+
+    client = Client(jobs_url, api_key="k")
+    data = text_pdf(3)
+    job_id = client.submit(data, "doc.pdf")
+    seen = []
+    result = client.wait(job_id, seen.append, poll_s=0.2)
+    assert seen[-1]["status"] == "done" and result == client.parse_bytes(data, "doc.pdf")
+    events = list(client.stream(data, "doc.pdf"))
+    assert [e["event"] for e in events] == ["start", "page", "page", "page", "done"]
+    assert [e["result"] for e in events[1:-1]] == result["layoutParsingResults"]
+    try:
+        client.result("nope")
+        raise AssertionError("expected a 404")
+    except ApiError as exc:
+        assert exc.status == 404
+
+
+def test_cli_uses_jobs_for_long_documents_and_resumes_a_stopped_run(jobs_url, tmp_path, capsys):
+    """A run stopped after submitting left FILE.job.json: the next run waits for that job (no new
+    submission) and writes the outputs; --stream prints pages as they come."""
+    import ray
+
+    from serve_app.__main__ import main
+    from serve_app.client import Client
+    from serve_app.config import AppConfig
+    from serve_app.jobs.manager import actor_name
+
+    path = tmp_path / "long.pdf"
+    path.write_bytes(text_pdf(4, "Page {n} of the CLI one."))
+    job_id = Client(jobs_url, api_key="k").submit(path)
+    manager = ray.get_actor(actor_name(AppConfig(name="jobs")), namespace="paddleocr-vl-serve")
+    def jobs() -> int:
+        return sum(n for status, n in ray.get(manager.counts.remote()).items() if status != "tasks")
+
+    jobs_before = jobs()
+    (tmp_path / "long.pdf.job.json").write_text(json.dumps({"jobId": job_id}))
+    assert main(["parse", str(path), "--url", jobs_url, "--api-key", "k", "--jobs-over", "2"]) == 0
+    assert not (tmp_path / "long.pdf.job.json").exists()
+    assert jobs() == jobs_before  # the command submitted no job of its own
+    saved = json.loads(path.with_suffix(".json").read_text())
+    assert saved == Client(jobs_url, api_key="k").result(job_id)  # the picked-up job's result
+    assert "Page 4 of the CLI one" in path.with_suffix(".md").read_text()
+
+    assert main(["parse", str(path), "--url", jobs_url, "--api-key", "k", "--stream"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("--- page 1 ---") < out.index("--- page 4 ---") and "Page 4 of the CLI one" in out
