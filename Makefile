@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: serve test env clean
+.PHONY: serve test env clean browser ui-vendor
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,18 @@ serve: $(STAMP)
 	$(VENV)/bin/python -m serve_app serve $(CONFIG)
 
 ## test: set up, then run the whole test suite (fails on zero tests)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+## browser: Debian's chromium for the /ui browser test (root, or sudo, and Debian's archive)
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then S=; else S=sudo; fi; \
+	  $$S apt-get install -y -q chromium >/dev/null || { $$S apt-get update -q >/dev/null && $$S apt-get install -y -q chromium >/dev/null; }; }
+
+## ui-vendor: re-vendor the /ui page's browser libraries (npm registry) at their pinned versions
+ui-vendor:
+	bash serve_app/ui/vendor.sh
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

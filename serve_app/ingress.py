@@ -26,11 +26,12 @@ from serve_app.parser import DocumentParser, TooManyPages, data_info
 from serve_app.protocol import InferRequest, InferResponse, RestructureRequest, RestructureResponse
 from serve_app.respond import document_entries
 from serve_app.streaming import encode, media_type, page_events, stream_format
+from serve_app.ui.routes import UiRoutes
 
 log = logging.getLogger("serve_app")
 
 
-class Ingress(JobRoutes):
+class Ingress(JobRoutes, UiRoutes):
     """The API's replica: authentication, limits, backpressure, deadlines; parsing by handle."""
 
     def __init__(self, renderer, layout, recognizer, config: AppConfig):

@@ -112,3 +112,31 @@ def ray_session(ray_cluster):
     yield f"http://127.0.0.1:{port}"
     serve.shutdown()
     ray.shutdown()
+
+
+#: The session's application with an API key and the job API (test_jobs.py, test_ui.py).
+JOBS_KEY = {"Authorization": "Bearer k"}
+JOBS_TTL = 20
+
+
+@pytest.fixture(scope="session")
+def jobs_url(ray_session, tmp_path_factory):
+    import ray
+    from ray import serve
+
+    from serve_app import build_app
+    from serve_app.config import AppConfig
+    from serve_app.jobs.manager import actor_name
+
+    config = AppConfig(name="jobs", route_prefix="/j",
+                       ingress={"api_key": "k", "page_window": 4},
+                       jobs={"store": str(tmp_path_factory.mktemp("jobs")), "ttl_s": JOBS_TTL, "max_active_per_key": 3,
+                             "max_stored_mb": 1.0},
+                       deployments={"ingress": {"num_replicas": 2}})
+    serve.run(build_app(config), name="jobs", route_prefix="/j")
+    yield f"{ray_session}/j"
+    serve.delete("jobs")
+    try:  # the detached job manager outlives the application: stop it
+        ray.kill(ray.get_actor(actor_name(config), namespace="paddleocr-vl-serve"), no_restart=True)
+    except ValueError:
+        pass  # no job was submitted

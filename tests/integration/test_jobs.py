@@ -16,31 +16,7 @@ from documents import text_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 B64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
-KEY = {"Authorization": "Bearer k"}
-TTL = 20
-
-
-@pytest.fixture(scope="module")
-def jobs_url(ray_session, tmp_path_factory):
-    import ray
-    from ray import serve
-
-    from serve_app import build_app
-    from serve_app.config import AppConfig
-    from serve_app.jobs.manager import actor_name
-
-    config = AppConfig(name="jobs", route_prefix="/j",
-                       ingress={"api_key": "k", "page_window": 4},
-                       jobs={"store": str(tmp_path_factory.mktemp("jobs")), "ttl_s": TTL, "max_active_per_key": 3,
-                             "max_stored_mb": 1.0},
-                       deployments={"ingress": {"num_replicas": 2}})
-    serve.run(build_app(config), name="jobs", route_prefix="/j")
-    yield f"{ray_session}/j"
-    serve.delete("jobs")
-    try:  # the detached job manager outlives the application: stop it
-        ray.kill(ray.get_actor(actor_name(config), namespace="paddleocr-vl-serve"), no_restart=True)
-    except ValueError:
-        pass  # no job was submitted
+from conftest import JOBS_KEY as KEY, JOBS_TTL as TTL
 
 
 @pytest.fixture(scope="module")
