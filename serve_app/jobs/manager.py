@@ -29,6 +29,8 @@ from serve_app.protocol import InferRequest
 from serve_app.respond import PageOutput, document_entries, finished_page_entry, saved_page_output
 
 log = logging.getLogger("serve_app")
+#: How often a running job's record (its progress) is rewritten; each finished page is written at once.
+PROGRESS_SAVE_S = 2.0
 
 
 def owner_of(api_key: Optional[str]) -> str:
@@ -201,6 +203,7 @@ class JobManager:
         data = await asyncio.to_thread(files.read, files.path(job_id, "input"))
         saved = await asyncio.to_thread(files.saved_pages, job_id)
         outputs: dict[int, PageOutput] = {}
+        last_save = [time.monotonic()]
 
         async def on_page(out: PageOutput) -> None:
             entry = finished_page_entry(out, options)
@@ -211,7 +214,9 @@ class JobManager:
             record.pages_done = len(saved)
             if entry["status"] == "failed":
                 record.failed_pages = sorted({*record.failed_pages, index})
-            files.save(record)
+            if time.monotonic() - last_save[0] >= PROGRESS_SAVE_S:  # the pages are the durable part
+                last_save[0] = time.monotonic()
+                await asyncio.to_thread(files.save, record)
 
         deadline = time.monotonic() + options.deadline_s if options.deadline_s else None
         try:
