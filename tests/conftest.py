@@ -114,6 +114,23 @@ def ray_session(ray_cluster):
     ray.shutdown()
 
 
+def meeting_in_pairs(targets: list) -> list:
+    """``targets`` wrapped so that every call first waits at one two-party barrier: calls made one
+    after another never meet and the barrier breaks (parallelism shown by count; the timeout is a
+    safety net, not a measure)."""
+    import threading
+
+    barrier = threading.Barrier(2, timeout=120)
+
+    def wrap(target):
+        def call(*args):
+            barrier.wait()
+            return target(*args)
+        return call
+
+    return [wrap(t) for t in targets]
+
+
 #: The session's application with an API key and the job API (test_jobs.py, test_ui.py).
 JOBS_KEY = {"Authorization": "Bearer k"}
 JOBS_TTL = 20

@@ -61,26 +61,24 @@ class JobRoutes:
         except ApiError as exc:
             return envelope(log_id, exc.status, exc.message, headers=exc.headers)
 
-    @api.get("/jobs/{job_id}", operation_id="jobStatus")
-    async def job_status(self, job_id: str, request: Request) -> JSONResponse:
+    async def _job_answer(self, method: str, job_id: str, request: Request) -> JSONResponse:
+        """GET/DELETE of one job: the manager's answer in the envelope, or the refusal."""
         try:
-            job = await self._jobs("status", job_id, self._authorize(request))
-            return envelope(job["logId"], result=job)
+            answer = await self._jobs(method, job_id, self._authorize(request))
         except ApiError as exc:
             return envelope(str(uuid.uuid4()), exc.status, exc.message, headers=exc.headers)
+        if method == "result":  # already the envelope /layout-parsing would have answered
+            return JSONResponse(answer, status_code=answer["errorCode"] or 200)
+        return envelope(answer["logId"], result=answer)
+
+    @api.get("/jobs/{job_id}", operation_id="jobStatus")
+    async def job_status(self, job_id: str, request: Request) -> JSONResponse:
+        return await self._job_answer("status", job_id, request)
 
     @api.get("/jobs/{job_id}/result", operation_id="jobResult")
     async def job_result(self, job_id: str, request: Request) -> JSONResponse:
-        try:
-            body = await self._jobs("result", job_id, self._authorize(request))
-            return JSONResponse(body, status_code=body["errorCode"] or 200)
-        except ApiError as exc:
-            return envelope(str(uuid.uuid4()), exc.status, exc.message, headers=exc.headers)
+        return await self._job_answer("result", job_id, request)
 
     @api.delete("/jobs/{job_id}", operation_id="cancelJob")
     async def cancel_job(self, job_id: str, request: Request) -> JSONResponse:
-        try:
-            job = await self._jobs("cancel", job_id, self._authorize(request))
-            return envelope(job["logId"], result=job)
-        except ApiError as exc:
-            return envelope(str(uuid.uuid4()), exc.status, exc.message, headers=exc.headers)
+        return await self._job_answer("cancel", job_id, request)

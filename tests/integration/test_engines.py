@@ -182,7 +182,7 @@ def test_lite_engine_reads_blocks_on_parallel_single_threaded_pipelines(run):
     """``cpu_workers: 2``: two single-threaded OCR pipelines, and a page's blocks run on both at
     once (each call waits at a two-party barrier, which breaks if the calls were serialised); the
     text is what one pipeline reads."""
-    import threading
+    from conftest import meeting_in_pairs
 
     text = "Page {n}: " + LOREM
     (page,) = list(Renderer().render(text_pdf(1, text)))
@@ -190,14 +190,6 @@ def test_lite_engine_reads_blocks_on_parallel_single_threaded_pipelines(run):
     x1, y1, x2, y2 = text.coordinate
     step = (y2 - y1) // 4  # four blocks, two rounds of the two pipelines
     boxes = [LayoutBox(22, "text", 0.9, (x1, y1 + i * step, x2, y1 + (i + 1) * step), i + 1) for i in range(4)]
-    barrier = threading.Barrier(2, timeout=120)
-
-    def meeting(ocr):
-        def call(image):
-            barrier.wait()
-            return ocr(image)
-        return call
-
     async def read(workers: int, meet: bool):
         recognizer = Recognizer(RecognizerConfig(cpu_workers=workers))
         await recognizer.start()
@@ -208,7 +200,8 @@ def test_lite_engine_reads_blocks_on_parallel_single_threaded_pipelines(run):
             for ocr in pipelines:
                 for model in (ocr.text_det, ocr.text_rec):
                     assert model.session.session.get_session_options().intra_op_num_threads == 1
-                engine.pool.put_nowait(meeting(ocr) if meet else ocr)
+            for ocr in meeting_in_pairs(pipelines) if meet else pipelines:
+                engine.pool.put_nowait(ocr)
             result = await recognizer.recognize(page, boxes, PageRequest(text_layer="off"))
             return [b.content for b in result.blocks]
         finally:

@@ -172,7 +172,7 @@ def test_lite_detector_spreads_a_batch_over_single_threaded_sessions():
     """``cpu_workers: 2``: a batch's pages run on two sessions at once (each call waits at a
     two-party barrier, which breaks if the pages were read one after another), with the boxes one
     session finds."""
-    import threading
+    from conftest import meeting_in_pairs
 
     pages = list(Renderer().render(paper_pdf())) + list(Renderer().render(text_pdf(1)))
     single = LayoutDetector(LayoutConfig(cpu_workers=1)).detect(pages)
@@ -180,17 +180,10 @@ def test_lite_detector_spreads_a_batch_over_single_threaded_sessions():
     idle = detector.backend.idle
     sessions = [idle.get_nowait() for _ in range(2)]
     assert idle.empty()
-    barrier = threading.Barrier(2, timeout=120)
-
-    def meeting(session):
-        def call(image):
-            barrier.wait()
-            return session(image)
-        return call
-
     for session in sessions:
         assert session.session.session.get_session_options().intra_op_num_threads == 1
-        idle.put(meeting(session))
+    for session in meeting_in_pairs(sessions):
+        idle.put(session)
     assert detector.detect(pages) == single and all(single)
 
 

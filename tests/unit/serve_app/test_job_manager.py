@@ -1,5 +1,5 @@
-"""The job manager and the page stream without Ray: the real DocumentParser over in-process stand-in
-handles (``test_parser``), jobs kept in a real directory. Ray, HTTP and restarts: tests/integration/test_jobs.py."""
+"""The job manager without Ray: the real DocumentParser over in-process stand-in handles
+(``test_parser``), jobs kept in a real directory. Ray, HTTP and restarts: tests/integration/test_jobs.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from serve_app.jobs.manager import JobError, JobManager
 from serve_app.jobs.store import JobFiles, JobRecord
 from serve_app.options import ParseOptions
 from serve_app.respond import document_entries, finished_page_entry
-from serve_app.streaming import page_events, stream_format
 from test_parser import Handle, Layout, Recorder, RenderStage, RendererConfig, parser
 
 
@@ -173,47 +172,3 @@ def test_a_bad_document_fails_its_job_with_the_sync_status(tmp_path):
 
     status, body = asyncio.run(go())
     assert status["status"] == "failed" and body["errorCode"] == 422 and "outside 1-2" in body["errorMsg"]
-
-
-def collect(fmt: str, request: dict, pages: int = 5, timeout: float = 60) -> list[dict]:
-    p, _, _ = parser()
-    options = ParseOptions.from_request(request)
-
-    async def go():
-        doc = await p.open(text_pdf(pages), "pdf", options)
-        return [chunk async for chunk in page_events(p, doc, options, "log", fmt, timeout)]
-
-    chunks = asyncio.run(go())
-    if fmt == "ndjson":
-        return [json.loads(c) for c in chunks]
-    events = []
-    for c in chunks:
-        name, data = c.decode().strip().split("\n")
-        events.append({"event": name.removeprefix("event: "), **json.loads(data.removeprefix("data: "))})
-    return events
-
-
-def test_stream_events_in_page_order_with_the_sync_entries():
-    for fmt in ("ndjson", "sse"):
-        events = collect(fmt, {"visualize": False, "pageRanges": "5,1-3"})
-        assert [e["event"] for e in events] == ["start", "page", "page", "page", "page", "done"]
-        assert events[0]["pagesTotal"] == 4 and [e["pageIndex"] for e in events[1:5]] == [4, 0, 1, 2]
-        assert events[-1]["result"]["failedPages"] == [] and events[-1]["errorCode"] == 0
-    p, _, _ = parser()
-    options = ParseOptions.from_request({"visualize": False, "restructurePages": True})
-    doc = asyncio.run(p.parse(text_pdf(5), "pdf", options, "log"))
-    events = collect("ndjson", {"visualize": False, "restructurePages": True})
-    assert [e["result"] for e in events[1:-1]] == json.loads(json.dumps(document_entries(doc.pages, options)))
-
-
-def test_stream_deadline_ends_with_an_error_event():
-    events = collect("ndjson", {"visualize": False}, pages=3, timeout=1e-6)
-    assert events[0]["event"] == "start" and events[-1]["event"] == "error" and events[-1]["errorCode"] == 504
-    assert "POST /jobs/layout-parsing" in events[-1]["errorMsg"]
-
-
-def test_accept_header_picks_the_stream_format():
-    assert stream_format("application/x-ndjson") == "ndjson"
-    assert stream_format("text/event-stream; charset=utf-8") == "sse"
-    assert stream_format("text/html, application/x-ndjson;q=0.9") == "ndjson"
-    assert stream_format("application/json") is None and stream_format(None) is None
