@@ -40,7 +40,7 @@ def page_with_blocks(seed: int = 0, n: int = 3):
 
 
 def unfinished(recognizer) -> int:
-    return recognizer.engine.engine.output_processor.get_num_unfinished_requests()
+    return recognizer.unfinished()  # the vLLM engine's own count of requests it still holds
 
 
 async def until(condition, polls: int = 2400) -> bool:
