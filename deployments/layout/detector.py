@@ -14,7 +14,7 @@ import numpy as np
 
 from deployments.datamodel import LayoutBox, PageImage
 from deployments.gpu_memory import layout_peak_gib
-from deployments.layout.backends import LayoutLoadError, create_backend
+from deployments.layout.backends import CPU_ONLY, LayoutLoadError, create_backend
 from deployments.layout.backends.hf import INPUT_SIZE
 from deployments.layout.config import LayoutConfig
 from deployments.layout.options import LayoutOptions
@@ -67,7 +67,7 @@ class LayoutDetector:
         apply_threads(self.config.num_cpus)
         self.planned_peak = gpu_peak_gib(self.config, on_gpu=True)
         needed = self.planned_peak if self.config.min_free_gpu_gb is None else self.config.min_free_gpu_gb
-        device = "cpu" if self.backend_name == "lite" else resolve_device(self.config.device, needed)
+        device = "cpu" if self.backend_name in CPU_ONLY else resolve_device(self.config.device, needed)
         log.info("layout backend %s on %s (%s)", self.backend_name, device, reason)
         self.backend = create_backend(self.backend_name, self.config, device)
         self.device = device
@@ -116,7 +116,7 @@ def gpu_peak_gib(config: LayoutConfig, on_gpu: Optional[bool] = None) -> float:
     """GPU memory a layout replica of this config holds at its peak (0 when it runs on CPU): the
     layout term of the recognizer's memory plan and the free memory the replica checks for."""
     if on_gpu is None:
-        on_gpu = config.device != "cpu" and config.num_gpus > 0 and choose_backend(config)[0] != "lite"
+        on_gpu = config.device != "cpu" and config.num_gpus > 0 and choose_backend(config)[0] not in CPU_ONLY
     return layout_peak_gib(config.batch_size, config.resolved_dtype) if on_gpu else 0.0
 
 

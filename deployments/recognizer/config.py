@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.repetition import RepetitionStop
 from deployments.resources import cpu_workers_field
+from deployments.simulation.fields import GpuProfileName, simulated_gpu_field
 
 HF_VLM_MODEL = "PaddlePaddle/PaddleOCR-VL"
 
@@ -26,7 +27,7 @@ class RecognizerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    engine: Literal["auto", "vllm", "transformers", "lite"] = Field(
+    engine: Literal["auto", "vllm", "transformers", "lite", "simulated"] = Field(
         "auto", description="auto: GPU + weights → vllm; CPU + weights → vllm (CPU build) or transformers; "
         "no weights → lite.")
     model: Optional[str] = Field(None, description=f"Hub id (e.g. {HF_VLM_MODEL}, -1.5, -1.6) or a local directory.")
@@ -50,3 +51,4 @@ class RecognizerConfig(BaseModel):
     num_gpus: float = Field(0.0, ge=0, le=1, description="Ray GPU fraction per replica.")
     num_cpus: float = Field(0.5, gt=0, description="Ray CPUs per replica.")
     cpu_workers: Optional[int] = cpu_workers_field()
+    simulated_gpu: GpuProfileName = simulated_gpu_field()

@@ -106,6 +106,11 @@ class Recognizer:
         """Engine requests not finished or aborted yet (0 once a cancelled document is cleaned up)."""
         return self.engine.unfinished()
 
+    def engine_stats(self, reset: bool = False) -> dict:
+        """A simulated engine's counters (busy time, steps, batch sizes); {} for the real engines."""
+        stats = getattr(self.engine, "stats", None)
+        return stats(reset) if stats else {}
+
     def _plan_options(self, request: PageRequest) -> PlanOptions:
         """Labels the engine cannot read become images (e.g. tables with the lite engine)."""
         options = request.plan or self.config.plan

@@ -25,14 +25,17 @@ BACKENDS = {
     "transformers": "deployments.layout.backends.hf:TransformersLayout",
     "paddlex": "deployments.layout.backends.pdx:PaddleXLayout",
     "lite": "deployments.layout.backends.lite:LiteLayout",
+    "simulated": "deployments.simulation.layout:SimulatedLayout",
 }
+#: Backends that never use a GPU (no device to resolve, no GPU memory to plan).
+CPU_ONLY = frozenset({"lite", "simulated"})
 
 
 class LayoutLoadError(RuntimeError):
     """The layout model cannot start; the message names what was looked for and the fix."""
 
 
-EXTRAS = {"transformers": "cpu] or [gpu", "paddlex": "paddle", "lite": "test"}
+EXTRAS = {"transformers": "cpu] or [gpu", "paddlex": "paddle", "lite": "test", "simulated": "test"}
 
 
 def create_backend(name: str, config: LayoutConfig, device: str) -> LayoutBackend:

@@ -60,6 +60,7 @@ ENGINES = {
     "vllm": "deployments.recognizer.engines.vllm_engine:VllmEngine",
     "transformers": "deployments.recognizer.engines.hf_engine:TransformersEngine",
     "lite": "deployments.recognizer.engines.lite_engine:LiteEngine",
+    "simulated": "deployments.simulation.engine:SimulatedEngine",
 }
 
 
@@ -67,7 +68,7 @@ class EngineStartError(RuntimeError):
     """The engine cannot start; the message names what was looked for and the fix."""
 
 
-EXTRAS = {"vllm": "gpu] (or [cpu", "transformers": "cpu", "lite": "test"}
+EXTRAS = {"vllm": "gpu] (or [cpu", "transformers": "cpu", "lite": "test", "simulated": "cpu"}
 
 
 def create_engine(name: str, config) -> Engine:

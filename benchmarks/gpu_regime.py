@@ -1,0 +1,187 @@
+"""Does the pipeline keep a GPU fed? The simulated engines (``deployments/simulation``: the GPU's
+time is modelled, every CPU step is real) on one generated corpus (one-column, two-column, table
+and formula pages, ~15 blocks a page), three ways:
+
+- capacity: the simulated engine fed directly with every block of the corpus at once; pages
+  divided by the engine's busy time (the ceiling: what the card could do if nothing else mattered);
+- official design: in one process, one page at a time, each page's blocks batched (how the
+  official basic server reads a document);
+- Serve: the application over HTTP on 127.0.0.1 at 1, 4, 16 and 64 clients, one-page documents.
+
+Reports pages/s, p50/p99 latency, engine utilisation (busy fraction, mean running batch), the
+ratios the GPU-regime issue asks for, and writes ``benchmarks/results/gpu_regime_<profile>.json``.
+Every figure is "simulated <profile>".
+
+    .venv/bin/python benchmarks/gpu_regime.py [--profile rtx5090] [--pages 48] [--clients 1 4 16 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+PORT = 8095
+
+
+def corpus(pages: int) -> list[bytes]:
+    import quality
+
+    makers = (quality.one_column, quality.two_columns, quality.table_page, quality.formula_page)
+    return [makers[i % 4](i + 1)[0].tobytes() for i in range(pages)]
+
+
+def app_config(profile: str) -> dict:
+    return {"layout": {"backend": "simulated", "simulated_gpu": profile},
+            "recognizer": {"engine": "simulated", "simulated_gpu": profile},
+            "ingress": {"visualize": False}}
+
+
+def in_process(docs: list[bytes], profile: str) -> dict:
+    """Capacity (all blocks at once) and the official design (page after page) in this process."""
+    from deployments.layout.detector import LayoutDetector
+    from deployments.recognizer.recognizer import Recognizer
+    from deployments.renderer import Renderer
+    from serve_app.config import load_config
+    from serve_app.pagepath import assemble_document
+
+    cfg = load_config(app_config(profile))
+    renderer, detector = Renderer(cfg.renderer), LayoutDetector(cfg.layout)
+
+    async def run() -> dict:
+        recognizer = Recognizer(cfg.recognizer_config())
+        await recognizer.start()
+        pages = [page for data in docs for page in renderer.render(data)]
+        boxes = detector.detect(pages)
+        recognizer.engine_stats(reset=True)
+        start = time.perf_counter()
+        await asyncio.gather(*(recognizer.recognize(p, b) for p, b in zip(pages, boxes)))
+        wall = time.perf_counter() - start
+        stats = recognizer.engine_stats(reset=True)
+        # The card's own capacity: the GPU time the corpus needs with every block queued at once (the
+        # engine's steps back to back); the wall time also holds this process's CPU work per block.
+        capacity = {"pages_per_s": len(pages) / stats["busy_s"], "wall_pages_per_s": len(pages) / wall, **stats}
+
+        options = None
+        start, latencies = time.perf_counter(), []
+        for data in docs:
+            began = time.perf_counter()
+            page_results = []
+            for page in renderer.render(data):
+                page_results.append(await recognizer.recognize(page, detector.detect([page])[0]))
+            assemble_document(page_results, options or _options())
+            latencies.append(time.perf_counter() - began)
+        official = {"pages_per_s": len(docs) / (time.perf_counter() - start), **_percentiles(latencies),
+                    **recognizer.engine_stats(reset=True)}
+        await recognizer.shutdown()
+        return {"capacity": capacity, "official": official}
+
+    return asyncio.run(run())
+
+
+def _options():
+    from serve_app.options import ParseOptions
+
+    return ParseOptions.from_request({"visualize": False})
+
+
+def _percentiles(latencies: list[float]) -> dict:
+    import numpy as np
+
+    p50, p99 = np.percentile(latencies, [50, 99])
+    return {"p50_s": round(float(p50), 3), "p99_s": round(float(p99), 3)}
+
+
+def through_serve(docs: list[bytes], profile: str, clients_list: list[int]) -> list[dict]:
+    import httpx
+
+    from serve_app.launch import init_local_ray
+
+    init_local_ray(log_to_driver=False)
+    import ray
+    from ray import serve
+
+    from serve_app.app import build_app
+
+    serve.start(http_options={"host": "127.0.0.1", "port": PORT})
+    serve.run(build_app(app_config(profile)), name="gpu-regime")
+    recognizer = serve.get_deployment_handle("recognizer", app_name="gpu-regime")
+    bodies = [{"file": base64.b64encode(d).decode(), "fileType": 0} for d in docs]
+    rows = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=1800) as client:
+        client.post("/layout-parsing", json=bodies[0])  # warm-up
+        for clients in clients_list:
+            latencies, errors = [], 0
+
+            def one(body):
+                nonlocal errors
+                began = time.perf_counter()
+                response = client.post("/layout-parsing", json=body)
+                latencies.append(time.perf_counter() - began)
+                errors += response.status_code != 200 or response.json()["errorCode"] != 0
+
+            recognizer.engine_stats.remote(True).result()
+            start = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(one, bodies))
+            wall = time.perf_counter() - start
+            stats = recognizer.engine_stats.remote(True).result()
+            rows.append({"clients": clients, "pages_per_s": len(docs) / wall, "errors": errors,
+                         **_percentiles(latencies), **stats})
+            print(f"  Serve, {clients} clients: {rows[-1]['pages_per_s']:.2f} pages/s, engine busy "
+                  f"{stats['busy_fraction']:.0%}, mean batch {stats['mean_running']}", flush=True)
+    serve.shutdown()
+    ray.shutdown()
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="rtx5090")
+    parser.add_argument("--pages", type=int, default=48)
+    parser.add_argument("--clients", type=int, nargs="*", default=[1, 4, 16, 64],
+                        help="Serve runs; none (--clients with no value) runs only capacity and the official design")
+    args = parser.parse_args(argv)
+    docs = corpus(args.pages)
+    label = f"simulated {args.profile}"
+    local = in_process(docs, args.profile)
+    print(f"{label}: capacity {local['capacity']['pages_per_s']:.2f} pages/s, official design "
+          f"{local['official']['pages_per_s']:.2f} pages/s", flush=True)
+    serve_rows = through_serve(docs, args.profile, args.clients) if args.clients else []
+    capacity, official = local["capacity"]["pages_per_s"], local["official"]["pages_per_s"]
+    report = {"label": label, "profile": args.profile, "pages": args.pages, "machine_cpus": len(os.sched_getaffinity(0)),
+              "capacity": local["capacity"], "official": local["official"], "serve": serve_rows}
+    at16 = next((r for r in serve_rows if r["clients"] == 16), None)
+    if at16:
+        report.update({"ratio_vs_official_16": round(at16["pages_per_s"] / official, 3),
+                       "share_of_capacity_16": round(at16["pages_per_s"] / capacity, 3),
+                       "utilisation_16": at16["busy_fraction"]})
+    print(f"\n{label}, {args.pages} one-page documents, {report['machine_cpus']} CPU cores")
+    print(f"{'run':<22}{'pages/s':>9}{'p50 s':>8}{'p99 s':>8}{'busy':>7}{'batch':>7}{'errors':>8}")
+    print(f"{'capacity (all blocks)':<22}{capacity:>9.2f}{'':>8}{'':>8}{local['capacity']['busy_fraction']:>7.0%}"
+          f"{local['capacity']['mean_running']:>7}")
+    o = local["official"]
+    print(f"{'official design':<22}{official:>9.2f}{o['p50_s']:>8.2f}{o['p99_s']:>8.2f}{o['busy_fraction']:>7.0%}"
+          f"{o['mean_running']:>7}")
+    for r in serve_rows:
+        print(f"{'Serve, ' + str(r['clients']) + ' clients':<22}{r['pages_per_s']:>9.2f}{r['p50_s']:>8.2f}"
+              f"{r['p99_s']:>8.2f}{r['busy_fraction']:>7.0%}{r['mean_running']:>7}{r['errors']:>8}")
+    if at16:
+        print(f"Serve at 16 clients: {report['ratio_vs_official_16']}× the official design, "
+              f"{report['share_of_capacity_16']:.0%} of capacity, engine busy {report['utilisation_16']:.0%}")
+    out = ROOT / "benchmarks" / "results" / f"gpu_regime_{args.profile}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""``engine: simulated``: vLLM serving PaddleOCR-VL-0.9B, step by step, on a simulated GPU.
+
+Per block, the model's own image processor (PaddleOCR-VL's: resize within min/max pixels,
+normalise, 14-px patches) runs for real on the caller's event loop, as vLLM's front end runs it in
+the replica. The block then waits for the scheduler, which models vLLM V1's continuous batching:
+every step, decoding sequences take one token each from ``max_num_batched_tokens``, then waiting
+sequences are admitted (up to ``max_num_seqs`` running) with chunked prefill of their image and
+prompt tokens; the vision encoder runs on an image when its sequence is first scheduled. A step
+lasts ``costs.step_seconds`` and is awaited (no CPU). Generated lengths come from
+``costs.output_tokens``; a cancelled caller aborts its sequence.
+
+Config: ``recognizer.simulated_gpu`` (a profile of ``profiles.PROFILES``), and in
+``engine_kwargs`` the vLLM names ``max_num_seqs`` (256) and ``max_num_batched_tokens`` (16384).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from deployments.labels import PROMPTS
+from deployments.recognizer.engines import GenerationRequest, GenerationResult
+from deployments.simulation import profiles as P
+from deployments.simulation.costs import StepWork, output_tokens, step_seconds
+
+TASK_OF_PROMPT = {prompt: task for task, prompt in PROMPTS.items()}
+
+
+@dataclass(eq=False)
+class Sequence:
+    prefill: int  # image + prompt tokens
+    patches: int
+    target: int  # tokens to generate
+    task: str
+    future: asyncio.Future
+    prefilled: int = 0
+    generated: int = 0
+    encoded: bool = False
+    arrived: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class EngineStats:
+    """What the engine did since it started (or since ``reset``): busy time, steps, batch sizes."""
+
+    since: float = field(default_factory=time.monotonic)
+    busy_s: float = 0.0
+    steps: int = 0
+    running_sum: int = 0  # Σ over steps of the sequences in the batch
+    tokens_generated: int = 0
+    prefill_tokens: int = 0
+    images: int = 0
+    finished: int = 0
+    aborted: int = 0
+
+    def report(self, profile: str) -> dict:
+        wall = time.monotonic() - self.since
+        return {"profile": profile, "wall_s": round(wall, 3), "busy_s": round(self.busy_s, 3),
+                "busy_fraction": round(self.busy_s / wall, 4) if wall else 0.0, "steps": self.steps,
+                "mean_running": round(self.running_sum / self.steps, 2) if self.steps else 0.0,
+                "tokens_generated": self.tokens_generated, "prefill_tokens": self.prefill_tokens,
+                "images": self.images, "finished": self.finished, "aborted": self.aborted}
+
+
+class SimulatedEngine:
+    name = "simulated"
+    tasks = frozenset(PROMPTS)
+    simulated = True  # figures from this engine are labelled "simulated <profile>"
+
+    def __init__(self, config):
+        self.config = config
+        self.profile_name = config.simulated_gpu
+        self.profile = P.PROFILES[config.simulated_gpu]
+        kwargs = config.engine_kwargs or {}
+        self.max_num_seqs = int(kwargs.get("max_num_seqs", 256))
+        self.max_batched_tokens = int(kwargs.get("max_num_batched_tokens", 16384))
+        self.processor = None
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self.wake: Optional[asyncio.Event] = None
+        self.loop_task: Optional[asyncio.Task] = None
+        self.totals = EngineStats()
+
+    async def start(self) -> None:
+        from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import PaddleOCRVLImageProcessorPil
+
+        # PaddleOCR-VL-0.9B's preprocessor_config.json: 14-px patches merged 2×2, mean/std 0.5.
+        self.processor = PaddleOCRVLImageProcessorPil(patch_size=P.PATCH, merge_size=P.MERGE, temporal_patch_size=1,
+                                                      image_mean=[0.5] * 3, image_std=[0.5] * 3)
+        self.wake = asyncio.Event()
+        self.loop_task = asyncio.get_running_loop().create_task(self._loop())
+
+    # -- requests ------------------------------------------------------------------------------
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        if self.loop_task is None:
+            raise RuntimeError("the simulated engine is not started")
+        out = self.processor(images=[request.image], return_tensors="np",
+                             size={"shortest_edge": request.min_pixels, "longest_edge": request.max_pixels})
+        patches = int(np.prod(out["image_grid_thw"][0]))
+        task = TASK_OF_PROMPT.get(request.prompt, "ocr")
+        seed = zlib.crc32(np.ascontiguousarray(request.image[::8, ::8]).tobytes() + request.prompt.encode())
+        sequence = Sequence(prefill=patches // P.MERGE**2 + P.PROMPT_TOKENS, patches=patches, task=task,
+                            target=output_tokens(task, seed, request.max_new_tokens),
+                            future=asyncio.get_running_loop().create_future())
+        self.waiting.append(sequence)
+        self.wake.set()
+        try:
+            return await sequence.future
+        except asyncio.CancelledError:
+            self._abort(sequence)
+            raise
+
+    def _abort(self, sequence: Sequence) -> None:
+        if sequence in self.running:
+            self.running.remove(sequence)
+        elif sequence in self.waiting:
+            self.waiting.remove(sequence)
+        else:
+            return
+        self.totals.aborted += 1
+
+    def unfinished(self) -> int:
+        return len(self.waiting) + len(self.running)
+
+    def stats(self, reset: bool = False) -> dict:
+        report = self.totals.report(self.profile_name)
+        if reset:
+            self.totals = EngineStats()
+        return report
+
+    # -- the scheduler -----------------------------------------------------------------------
+    async def _loop(self) -> None:
+        while True:
+            if not self.waiting and not self.running:
+                self.wake.clear()
+                await self.wake.wait()
+            work, prefill, decode = self._schedule()
+            seconds = step_seconds(self.profile, work)
+            await asyncio.sleep(seconds)
+            stats = self.totals
+            stats.busy_s += seconds
+            stats.steps += 1
+            stats.running_sum += len(prefill) + len(decode)
+            stats.prefill_tokens += work.prefill_tokens
+            stats.images += len(work.images)
+            self._advance(prefill, decode)
+
+    def _schedule(self) -> tuple[StepWork, list[tuple[Sequence, int]], list[Sequence]]:
+        work, budget = StepWork(), self.max_batched_tokens
+        decode = [s for s in self.running if s.prefilled == s.prefill][:budget]
+        budget -= len(decode)
+        work.decode_tokens = work.logits = len(decode)
+        work.decode_context = sum(s.prefill + s.generated for s in decode)
+        prefill: list[tuple[Sequence, int]] = []
+
+        def take(sequence: Sequence) -> None:
+            nonlocal budget
+            chunk = min(sequence.prefill - sequence.prefilled, budget)
+            budget -= chunk
+            prefill.append((sequence, chunk))
+            work.prefill_tokens += chunk
+            work.prefill_context += chunk * sequence.prefilled + chunk * (chunk + 1) // 2
+            if not sequence.encoded:
+                work.images.append(sequence.patches)
+            if sequence.prefilled + chunk == sequence.prefill:
+                work.logits += 1
+
+        for sequence in [s for s in self.running if s.prefilled < s.prefill]:  # chunked prefills go on
+            if budget > 0:
+                take(sequence)
+        while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:  # then new ones
+            self.running.append(self.waiting.popleft())
+            take(self.running[-1])
+        return work, prefill, decode
+
+    def _advance(self, prefill: list[tuple[Sequence, int]], decode: list[Sequence]) -> None:
+        for sequence, chunk in prefill:
+            sequence.encoded = True
+            sequence.prefilled += chunk
+            if sequence.prefilled == sequence.prefill:
+                sequence.generated = 1
+        for sequence in decode:
+            sequence.generated += 1
+        for sequence in itertools.chain((s for s, _ in prefill), decode):
+            if sequence.generated >= sequence.target and sequence in self.running:
+                self.running.remove(sequence)
+                self.totals.tokens_generated += sequence.generated
+                self.totals.finished += 1
+                if not sequence.future.done():
+                    sequence.future.set_result(GenerationResult(answer(sequence.task, sequence.target),
+                                                                sequence.target, "stop"))
+
+    async def check_health(self) -> None:
+        if self.loop_task is None or self.loop_task.done():
+            raise RuntimeError("the simulated engine is not running")
+
+    async def shutdown(self) -> None:
+        if self.loop_task is not None:
+            self.loop_task.cancel()
+            await asyncio.gather(self.loop_task, return_exceptions=True)
+            self.loop_task = None
+        for sequence in [*self.waiting, *self.running]:
+            if not sequence.future.done():
+                sequence.future.set_exception(RuntimeError("the simulated engine stopped"))
+        self.waiting.clear()
+        self.running.clear()
+
+
+def answer(task: str, tokens: int) -> str:
+    """Text of about ``tokens`` tokens in the shape the task's post-processing expects."""
+    if task == "table":
+        rows = max(1, tokens // 12)
+        return "".join("<fcel>cell<fcel>value<fcel>total<nl>" for _ in range(rows))
+    if task == "formula":
+        return " + ".join(f"x_{{{i}}}" for i in range(max(1, tokens // 5)))
+    words = ("simulated", "text", "of", "a", "block", "read", "on", "a", "modelled", "card")
+    return " ".join(words[i % len(words)] + (str(i // len(words)) if i % len(words) == 0 else "")
+                    for i in range(max(1, round(tokens / 1.3))))
