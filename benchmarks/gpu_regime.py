@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 PORT = 8095
+CPU_STEPS = ("render", "layout pre/post-processing", "recognize: crops, JPEG, image processor", "assemble, encode, JSON")
 
 
 def corpus(pages: int) -> list[bytes]:
@@ -51,7 +52,7 @@ def in_process(docs: list[bytes], profile: str) -> dict:
     from deployments.recognizer.recognizer import Recognizer
     from deployments.renderer import Renderer
     from serve_app.config import load_config
-    from serve_app.pagepath import assemble_document
+    from serve_app.respond import document_entries, encode_page
 
     cfg = load_config(app_config(profile))
     renderer, detector = Renderer(cfg.renderer), LayoutDetector(cfg.layout)
@@ -70,17 +71,33 @@ def in_process(docs: list[bytes], profile: str) -> dict:
         # engine's steps back to back); the wall time also holds this process's CPU work per block.
         capacity = {"pages_per_s": len(pages) / stats["busy_s"], "wall_pages_per_s": len(pages) / wall, **stats}
 
-        options = None
+        options, cpu = _options(), dict.fromkeys(CPU_STEPS, 0.0)
         start, latencies = time.perf_counter(), []
         for data in docs:
             began = time.perf_counter()
-            page_results = []
+            clock = time.process_time()
+
+            def spent(step: str) -> None:
+                nonlocal clock
+                now = time.process_time()
+                cpu[step] += now - clock
+                clock = now
+
+            outputs = []
             for page in renderer.render(data):
-                page_results.append(await recognizer.recognize(page, detector.detect([page])[0]))
-            assemble_document(page_results, options or _options())
+                spent("render")
+                boxes = detector.detect([page])[0]
+                spent("layout pre/post-processing")
+                result = await recognizer.recognize(page, boxes)
+                spent("recognize: crops, JPEG, image processor")
+                outputs.append(encode_page(page, result, options, 2000))
+            json.dumps(document_entries(outputs, options))
+            spent("assemble, encode, JSON")
             latencies.append(time.perf_counter() - began)
-        official = {"pages_per_s": len(docs) / (time.perf_counter() - start), **_percentiles(latencies),
-                    **recognizer.engine_stats(reset=True)}
+        stats = recognizer.engine_stats(reset=True)
+        cpu["of which the image processor"] = stats["processor_cpu_s"]
+        official = {"pages_per_s": len(docs) / (time.perf_counter() - start), **_percentiles(latencies), **stats,
+                    "cpu_ms_per_page": {k: round(1000 * v / len(docs), 1) for k, v in cpu.items()}}
         await recognizer.shutdown()
         return {"capacity": capacity, "official": official}
 
@@ -98,6 +115,40 @@ def _percentiles(latencies: list[float]) -> dict:
 
     p50, p99 = np.percentile(latencies, [50, 99])
     return {"p50_s": round(float(p50), 3), "p99_s": round(float(p99), 3)}
+
+
+def ray_cpu_seconds() -> dict[int, tuple[str, float]]:
+    """pid → (name, CPU seconds so far, user + system) of every Ray process on this machine and of
+    this client; the name is the process title without the method Ray appends while one runs
+    (``ray::ServeReplica:<app>:<deployment>``, ``ray::ServeController``, ``ray::ProxyActor``, …)."""
+    import psutil
+
+    out: dict[int, tuple[str, float]] = {}
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        try:
+            title = (proc.info["cmdline"] or [proc.info["name"] or ""])[0]
+            times = proc.info["cpu_times"]
+        except (psutil.Error, IndexError):
+            continue
+        if proc.pid == os.getpid():
+            name = "benchmark clients (HTTP)"
+        elif title.startswith("ray::"):
+            name = title.split(" ")[0].split(".")[0].replace("ServeReplica:gpu-regime:", "")
+        elif any(k in title for k in ("raylet", "gcs_server", "dashboard", "log_monitor", "runtime_env")):
+            name = "ray system (raylet, gcs, agents)"
+        else:
+            continue
+        if times is not None:
+            out[proc.pid] = (name, times.user + times.system)
+    return out
+
+
+def cpu_by_name(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds each named process group used between two samples (a new process counts from 0)."""
+    used: dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        used[name] = used.get(name, 0.0) + seconds - before.get(pid, (name, 0.0))[1]
+    return used
 
 
 def through_serve(docs: list[bytes], profile: str, clients_list: list[int]) -> list[dict]:
@@ -129,13 +180,18 @@ def through_serve(docs: list[bytes], profile: str, clients_list: list[int]) -> l
                 errors += response.status_code != 200 or response.json()["errorCode"] != 0
 
             recognizer.engine_stats.remote(True).result()
+            before = ray_cpu_seconds()
             start = time.perf_counter()
             with ThreadPoolExecutor(clients) as pool:
                 list(pool.map(one, bodies))
             wall = time.perf_counter() - start
+            used = cpu_by_name(before, ray_cpu_seconds())
             stats = recognizer.engine_stats.remote(True).result()
+            cpu_ms = {name: round(1000 * seconds / len(docs), 1) for name, seconds in used.items()}
             rows.append({"clients": clients, "pages_per_s": len(docs) / wall, "errors": errors,
-                         **_percentiles(latencies), **stats})
+                         **_percentiles(latencies), **stats,
+                         "cpu_ms_per_page": dict(sorted(cpu_ms.items(), key=lambda kv: -kv[1])),
+                         "cpu_ms_per_page_total": round(sum(cpu_ms.values()), 1)})
             print(f"  Serve, {clients} clients: {rows[-1]['pages_per_s']:.2f} pages/s, engine busy "
                   f"{stats['busy_fraction']:.0%}, mean batch {stats['mean_running']}", flush=True)
     serve.shutdown()

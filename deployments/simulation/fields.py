@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-GpuProfileName = Literal["rtx5060", "rtx5090", "a100", "h200"]  # the keys of profiles.PROFILES
+GpuProfileName = Literal["rtx5060", "rtx4090d", "rtx5090", "a100", "h200"]  # the keys of profiles.PROFILES
 
 
 def simulated_gpu_field():

@@ -10,8 +10,10 @@ Sources:
     1152, 27 layers, MLP 4304, patch 14, 2×2 merge; language model (ERNIE-4.5-0.3B) hidden 1024,
     18 layers, 16 query / 2 KV heads of 128, MLP 3072, vocabulary 103,424.
 [N] NVIDIA data sheets: dense bf16 tensor throughput and memory bandwidth (RTX 5060 448 GB/s,
-    RTX 5090 1,792 GB/s, A100 80 GB SXM 312 TFLOPS / 2,039 GB/s, H200 SXM 989 TFLOPS / 4,800 GB/s).
-    The GeForce figures are the ones [R]'s ceilings imply (pages/s × 10 TFLOP ÷ 50 %).
+    RTX 4090D 1,008 GB/s, RTX 5090 1,792 GB/s, A100 80 GB SXM 312 TFLOPS / 2,039 GB/s, H200 SXM
+    989 TFLOPS / 4,800 GB/s). The RTX 5060 and 5090 figures are the ones [R]'s ceilings imply
+    (pages/s × 10 TFLOP ÷ 50 %); the 4090D's is the RTX 4090's 165 TFLOPS scaled by its SMs (114/128),
+    the profile for the published 4090D figures [R].
 [V] vLLM V1 with CUDA graphs: a scheduler step costs ~2 ms of host time beside the kernels
     (scheduling, sampling, detokenising; measured by vLLM's own benchmarks at small batches).
 [P] PP-DocLayoutV2 (RT-DETR-L detector at 800×800 plus a reading-order head): ~170 GFLOP a page
@@ -33,6 +35,7 @@ class GpuProfile:
 
 PROFILES = {
     "rtx5060": GpuProfile("RTX 5060 8 GB", 8, 448, 40),
+    "rtx4090d": GpuProfile("RTX 4090D 24 GB", 24, 1008, 147),
     "rtx5090": GpuProfile("RTX 5090 32 GB", 32, 1792, 212),
     "a100": GpuProfile("A100 80 GB", 80, 2039, 312),
     "h200": GpuProfile("H200 141 GB", 141, 4800, 989),
