@@ -109,10 +109,11 @@ class JobManager:
         job_id = JobFiles.new_id()
         record = JobRecord(job_id=job_id, log_id=log_id or job_id, owner=owner, kind=kind, options=options,
                            created=self.clock())
+        self.records[job_id] = record  # counted by the limits of the next submission at once
         self.files.save(record)
-        record.stored_bytes = await asyncio.to_thread(self.files.write, self.files.path(job_id, "input"), data)
+        record.stored_bytes = len(data)
+        await asyncio.to_thread(self.files.write, self.files.path(job_id, "input"), data)
         self.files.save(record)
-        self.records[job_id] = record
         self._launch(record)
         return record.public(self.clock())
 
@@ -164,9 +165,6 @@ class JobManager:
             out[r.status] = out.get(r.status, 0) + 1
         out["tasks"] = sum(not t.done() for t in self.tasks.values())
         return out
-
-    def ping(self) -> bool:
-        return True
 
     # -- running ---------------------------------------------------------------------------------
     def _get(self, job_id: str, owner: str) -> JobRecord:
