@@ -2,7 +2,11 @@
 # (or when pyproject.toml changed), so both work on a fresh machine.
 PYTHON ?= python3
 VENV   ?= .venv
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+HASH   := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The test environment (everything), and the serving one (the package and the orientation
+# classifier: what `configs/cpu.yaml` needs); a test environment serves too.
+STAMP  := $(VENV)/.installed-$(HASH)
+SERVE_STAMP := $(VENV)/.serving-$(HASH)
 
 .PHONY: serve test env clean browser ui-vendor
 
@@ -16,9 +20,15 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
+$(SERVE_STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@if [ ! -e $(STAMP) ]; then \
+	  $(VENV)/bin/pip install --quiet --upgrade pip && $(VENV)/bin/pip install --quiet -e ".[orientation]"; fi
+	@rm -f $(VENV)/.serving-* && touch $@
+
 ## serve: set up, then run the service on http://127.0.0.1:8000 (offline CPU models; CONFIG=configs/gpu-16gb.yaml on a GPU)
 CONFIG ?= configs/cpu.yaml
-serve: $(STAMP)
+serve: $(SERVE_STAMP)
 	$(VENV)/bin/python -m serve_app serve $(CONFIG)
 
 ## test: set up, then run the whole test suite (fails on zero tests)
