@@ -166,6 +166,11 @@ class JobManager:
         out["tasks"] = sum(not t.done() for t in self.tasks.values())
         return out
 
+    async def job_ids(self) -> list[str]:
+        """Every job the manager keeps (tests, operations)."""
+        await self._start()
+        return sorted(self.records)
+
     # -- running ---------------------------------------------------------------------------------
     def _get(self, job_id: str, owner: str) -> JobRecord:
         record = self.records.get(job_id)

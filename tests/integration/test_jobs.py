@@ -211,14 +211,12 @@ def test_cli_uses_jobs_for_long_documents_and_resumes_a_stopped_run(jobs_url, tm
     path.write_bytes(text_pdf(4, "Page {n} of the CLI one."))
     job_id = Client(jobs_url, api_key="k").submit(path)
     manager = ray.get_actor(actor_name(AppConfig(name="jobs")), namespace="paddleocr-vl-serve")
-    def jobs() -> int:
-        return sum(n for status, n in ray.get(manager.counts.remote()).items() if status != "tasks")
-
-    jobs_before = jobs()
+    jobs_before = set(ray.get(manager.job_ids.remote()))
     (tmp_path / "long.pdf.job.json").write_text(json.dumps({"jobId": job_id}))
     assert main(["parse", str(path), "--url", jobs_url, "--api-key", "k", "--jobs-over", "2"]) == 0
     assert not (tmp_path / "long.pdf.job.json").exists()
-    assert jobs() == jobs_before  # the command submitted no job of its own
+    # The command submitted no job of its own (earlier tests' jobs may expire meanwhile: a subset).
+    assert set(ray.get(manager.job_ids.remote())) <= jobs_before
     saved = json.loads(path.with_suffix(".json").read_text())
     assert saved == Client(jobs_url, api_key="k").result(job_id)  # the picked-up job's result
     assert "Page 4 of the CLI one" in path.with_suffix(".md").read_text()
