@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any, AsyncIterator, Optional
 
 from serve_app.parser import DocumentParser, OpenedDocument, data_info
@@ -55,21 +56,25 @@ async def page_events(parser: DocumentParser, doc: OpenedDocument, options: Pars
     still in flight, so the stages and the engine stop their work."""
     loop = asyncio.get_running_loop()
     finished: asyncio.Queue[PageOutput] = asyncio.Queue()
-    deadline = loop.time() + timeout
+    deadline = time.monotonic() + timeout
     work = loop.create_task(asyncio.wait_for(parser.run(doc, options, log_id, deadline, finished.put), timeout))
     info = data_info(doc)
     yield encode(fmt, "start", {"logId": log_id, "pagesTotal": len(doc.page_indices), "dataInfo": info})
-    order, done, failed = doc.page_indices, {}, []
-    sent = 0
+    order, done, sent = doc.page_indices, {}, 0
     try:
         while len(done) < len(order):
-            getter = loop.create_task(finished.get())
-            await asyncio.wait({getter, work}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()
+            if not finished.empty():  # pages finished while the client was being written to
+                out = finished.get_nowait()
+            elif work.done():
                 await work  # raises what stopped the document
-                continue
-            out = getter.result()
+                raise RuntimeError(f"the document ended with {len(order) - len(done)} pages unreported")
+            else:
+                getter = loop.create_task(finished.get())
+                await asyncio.wait({getter, work}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                out = getter.result()
             done[out.result.page_index] = out
             while not options.restructure.enabled and sent < len(order) and order[sent] in done:
                 page = done[order[sent]]

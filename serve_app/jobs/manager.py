@@ -212,7 +212,8 @@ class JobManager:
             entry = finished_page_entry(out, options)
             index = out.result.page_index
             record.stored_bytes += await asyncio.to_thread(files.write_json, files.page_path(job_id, index), entry)
-            outputs[index] = out
+            if options.restructure.enabled:  # restructuring needs the pages themselves; otherwise entries suffice
+                outputs[index] = out
             saved[index] = entry
             record.pages_done = len(saved)
             if entry["status"] == "failed":

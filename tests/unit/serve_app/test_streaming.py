@@ -55,3 +55,27 @@ def test_accept_header_picks_the_stream_format():
     assert stream_format("text/event-stream; charset=utf-8") == "sse"
     assert stream_format("text/html, application/x-ndjson;q=0.9") == "ndjson"
     assert stream_format("application/json") is None and stream_format(None) is None
+
+
+def test_pages_finished_while_the_client_lagged_are_all_sent():
+    """The client reads the start event, then lets the document finish (the loop turns 500 times,
+    no clock) before it reads on: every page still comes, in order (the wait is a safety net)."""
+    p, _, _ = parser()
+    options = ParseOptions.from_request({"visualize": False})
+
+    async def go():
+        doc = await p.open(text_pdf(6), "pdf", options)
+        events = page_events(p, doc, options, "log", "ndjson", 60)
+        chunks = [await events.__anext__()]
+        for _ in range(500):
+            await asyncio.sleep(0)
+        chunks += await asyncio.wait_for(_rest(events), 60)
+        return [json.loads(c) for c in chunks]
+
+    events = asyncio.run(go())
+    assert [e["event"] for e in events] == ["start"] + ["page"] * 6 + ["done"]
+    assert [e["pageIndex"] for e in events[1:-1]] == list(range(6))
+
+
+async def _rest(events) -> list:
+    return [chunk async for chunk in events]
