@@ -8,7 +8,7 @@ HASH   := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
 STAMP  := $(VENV)/.installed-$(HASH)
 SERVE_STAMP := $(VENV)/.serving-$(HASH)
 
-.PHONY: serve test env clean browser ui-vendor
+.PHONY: serve test env clean browser docker-tools ui-vendor wheelhouse wheelhouse-gpu docker-base image-cpu image-gpu image-gpu-offline
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ serve: $(SERVE_STAMP)
 	$(VENV)/bin/python -m serve_app serve $(CONFIG)
 
 ## test: set up, then run the whole test suite (fails on zero tests)
-test: $(STAMP) browser
+test: $(STAMP) browser docker-tools
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 ## browser: Debian's chromium for the /ui browser test (root, or sudo, and Debian's archive)
@@ -41,9 +41,44 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then S=; else S=sudo; fi; \
 	  $$S apt-get install -y -q chromium >/dev/null || { $$S apt-get update -q >/dev/null && $$S apt-get install -y -q chromium >/dev/null; }; }
 
+## docker-tools: Debian's Docker engine and debootstrap for the container test (root or sudo, Debian's archive)
+docker-tools:
+	@command -v dockerd >/dev/null && command -v debootstrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then S=; else S=sudo; fi; \
+	  $$S apt-get install -y -q docker.io debootstrap >/dev/null || { $$S apt-get update -q >/dev/null && $$S apt-get install -y -q docker.io debootstrap >/dev/null; }; }
+
+# Containers (README: "Containers"). Images install from a wheelhouse built here, so their builds
+# need no network; the wheelhouse's Python must be the base image's (3.11 for the default base).
+WHEEL_PYTHON ?= $(VENV)/bin/python
+## wheelhouse: the wheels of the CPU image (the package and what serving needs) in wheelhouse/cpu
+wheelhouse: $(SERVE_STAMP)
+	$(WHEEL_PYTHON) -m pip wheel --quiet --wheel-dir wheelhouse/cpu ".[orientation]"
+	$(WHEEL_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' > wheelhouse/cpu/PYTHON
+
+## wheelhouse-gpu: the GPU image's wheels (vLLM with CUDA torch: several GB; Linux x86_64 with network)
+wheelhouse-gpu: $(SERVE_STAMP)
+	$(WHEEL_PYTHON) -m pip wheel --quiet --wheel-dir wheelhouse/gpu ".[gpu,orientation]"
+	$(WHEEL_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' > wheelhouse/gpu/PYTHON
+
+## docker-base: a Debian 12 base image by debootstrap, for machines that reach no registry
+docker-base:
+	bash docker/local-base.sh local/debian-python:bookworm
+
+## image-cpu / image-gpu: build the images (compose.yaml holds their build arguments; BASE=… to change the base)
+image-cpu: wheelhouse
+	docker compose --profile cpu build
+image-gpu: wheelhouse-gpu
+	docker compose --profile gpu build
+
+## image-gpu-offline: the GPU image with weights baked in from MODELS (holding PaddleOCR-VL/ and PP-DocLayoutV2/)
+image-gpu-offline:
+	@test -d "$(MODELS)/PaddleOCR-VL" -a -d "$(MODELS)/PP-DocLayoutV2" || { \
+	  echo "error: MODELS=$(MODELS) must hold PaddleOCR-VL/ and PP-DocLayoutV2/ (README: Containers)" >&2; exit 2; }
+	docker build -f docker/offline.Dockerfile -t paddleocr-vl-serve:gpu-offline "$(MODELS)"
+
 ## ui-vendor: re-vendor the /ui page's browser libraries (npm registry) at their pinned versions
 ui-vendor:
 	bash serve_app/ui/vendor.sh
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache wheelhouse

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -62,14 +63,25 @@ def _parse(args) -> int:
 def _serve(args) -> int:
     from serve_app.launch import serve_forever
 
-    return serve_forever(args.config)
+    return serve_forever(args.config, args.host, args.port, args.set, args.num_cpus)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serve_app", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     srv = sub.add_parser("serve", help="run the service from a Serve config file until Ctrl-C")
-    srv.add_argument("config", nargs="?", default="configs/cpu.yaml")
+    env = os.environ.get
+    srv.add_argument("config", nargs="?", default=env("PADDLEOCR_VL_CONFIG", "configs/cpu.yaml"),
+                     help="Serve config file (default: $PADDLEOCR_VL_CONFIG or configs/cpu.yaml)")
+    srv.add_argument("--host", default=env("PADDLEOCR_VL_HOST"),
+                     help="HTTP host instead of the config's (0.0.0.0 in a container); $PADDLEOCR_VL_HOST")
+    srv.add_argument("--port", type=int, default=env("PADDLEOCR_VL_PORT"), help="HTTP port; $PADDLEOCR_VL_PORT")
+    srv.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     default=env("PADDLEOCR_VL_SET", "").split(),
+                     help="override an application argument, e.g. recognizer.model=/models/PaddleOCR-VL "
+                     "(repeatable; $PADDLEOCR_VL_SET: space-separated)")
+    srv.add_argument("--num-cpus", type=float, default=env("PADDLEOCR_VL_NUM_CPUS"),
+                     help="CPUs Ray is told (default: the machine's, at least what the config reserves)")
     srv.set_defaults(func=_serve)
     demo = sub.add_parser("demo", help="assemble a recorded page (layout detections + model answers)")
     demo.add_argument("spec", nargs="?", default="examples/page.json")

@@ -21,22 +21,33 @@ from serve_app.ingress import Ingress, api
 from serve_app.stages import LayoutStage, RecognizeStage, RenderStage
 
 
-def _options(config: AppConfig, name: str, stage_options: dict[str, Any]) -> dict[str, Any]:
-    """The stage's own resources (``get_deployment_options``) plus the deployment settings."""
-    return {"name": name, **stage_options, **config.deployment(name).serve_options()}
+def deployment_options(config: AppConfig) -> dict[str, dict[str, Any]]:
+    """Each deployment's Serve options: the stage's own resources (``get_deployment_options``)
+    plus the deployment settings."""
+    stages = {"renderer": Renderer.get_deployment_options(config.renderer),
+              "layout": LayoutDetector.get_deployment_options(config.layout),
+              "recognizer": Recognizer.get_deployment_options(config.recognizer),
+              "ingress": {"ray_actor_options": {"num_cpus": config.ingress.num_cpus}}}
+    return {name: {"name": name, **own, **config.deployment(name).serve_options()} for name, own in stages.items()}
+
+
+def reserved_cpus(config: AppConfig) -> float:
+    """Ray CPUs the application reserves with every deployment at its minimum replica count."""
+    total = 0.0
+    for options in deployment_options(config).values():
+        replicas = options.get("num_replicas", options.get("autoscaling_config", {}).get("min_replicas", 1))
+        total += replicas * options.get("ray_actor_options", {}).get("num_cpus", 1)
+    return total
 
 
 def build_app(args: Union[None, dict, str, AppConfig] = None) -> serve.Application:
     """The application: ingress (CPU) → renderer (CPU), layout (GPU fraction), recognizer (GPU)."""
     config = load_config(args)
-    renderer = serve.deployment(RenderStage, **_options(
-        config, "renderer", Renderer.get_deployment_options(config.renderer)))
-    layout = serve.deployment(LayoutStage, **_options(
-        config, "layout", LayoutDetector.get_deployment_options(config.layout)))
-    recognizer = serve.deployment(RecognizeStage, **_options(
-        config, "recognizer", Recognizer.get_deployment_options(config.recognizer)))
-    ingress = serve.deployment(serve.ingress(api)(Ingress), **_options(
-        config, "ingress", {"ray_actor_options": {"num_cpus": config.ingress.num_cpus}}))
+    options = deployment_options(config)
+    renderer = serve.deployment(RenderStage, **options["renderer"])
+    layout = serve.deployment(LayoutStage, **options["layout"])
+    recognizer = serve.deployment(RecognizeStage, **options["recognizer"])
+    ingress = serve.deployment(serve.ingress(api)(Ingress), **options["ingress"])
     return ingress.bind(renderer.bind(config.renderer), layout.bind(config.layout),
                         recognizer.bind(config.recognizer_config()), config)
 

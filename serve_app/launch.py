@@ -1,17 +1,34 @@
-"""``python -m serve_app serve [CONFIG]``: start Ray and the application from a Serve config
-file, bound to the config's HTTP host (127.0.0.1 in the shipped configs, also for Ray's own node
-address), and run until Ctrl-C / SIGTERM. ``serve run CONFIG`` works too; this launcher only adds
-the loopback binding and a readiness message."""
+"""``python -m serve_app serve [CONFIG]``: start a single-node Ray and the applications of a Serve
+config file, and run until Ctrl-C / SIGTERM. ``serve run CONFIG`` works too; this launcher adds:
+
+- Ray's own processes bind 127.0.0.1 (a single node needs no outward address), whatever HTTP host
+  the proxy binds (``--host 0.0.0.0`` inside a container, where Docker publishes the port);
+- ``--set recognizer.model=/models/PaddleOCR-VL`` overrides of the applications' arguments (dotted
+  paths into the AppConfig; values in YAML), so an image runs the shipped configs with mounted
+  weights;
+- Ray's CPU count raised to what the config reserves (a 1-CPU container still places the CPU
+  default: the reservations are placement tokens, the stages size their threads to the real CPUs);
+- Ray's object store sized to fit ``/dev/shm`` (Ray otherwise falls back to a disk-backed store
+  when a container's shared memory is smaller than its default: 30 % of the memory).
+
+Every option also reads an environment variable (``PADDLEOCR_VL_CONFIG``, ``_HOST``, ``_PORT``,
+``_SET`` (space-separated KEY=VALUE), ``_NUM_CPUS``), which is how the container images take them.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
 
 import yaml
+
+SHM = "/dev/shm"
 
 
 def init_local_ray(loopback: bool = True, **kwargs) -> None:
@@ -19,20 +36,84 @@ def init_local_ray(loopback: bool = True, **kwargs) -> None:
     rewrites a loopback node address to the machine's outward IP unless
     ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (its switch for a loopback node IP), which it reads when
     it is first imported: call this before anything imports ray."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray_environment(loopback)
     if loopback:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         kwargs["_node_ip_address"] = "127.0.0.1"
     import ray
 
     ray.init(include_dashboard=False, **kwargs)
 
 
-def serve_forever(config_path: str) -> int:
+def ray_environment(loopback: bool = True) -> None:
+    """The environment Ray reads when it is first imported (see ``init_local_ray``)."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if loopback:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def apply_overrides(args: dict, overrides: list[str]) -> dict:
+    """``KEY=VALUE`` pairs (dotted keys into an application's arguments, values parsed as YAML)
+    applied to a copy of ``args``. Whether a key exists is AppConfig's to say (it rejects unknown
+    keys, naming them)."""
+    out = yaml.safe_load(yaml.safe_dump(args or {}))
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"error: override {item!r} is not KEY=VALUE; e.g. --set recognizer.model=/models/PaddleOCR-VL")
+        *parents, leaf = key.strip().split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SystemExit(f"error: override {item!r}: {part!r} is a value, not a section")
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def ray_cpus(spec: dict) -> int:
+    """The CPUs Ray is told: those of the machine (cgroup quota and affinity included), but at
+    least what the config's applications reserve at their minimum replica counts."""
+    from deployments.resources import machine_cpus
+    from serve_app.app import reserved_cpus
+    from serve_app.config import load_config
+
+    needed = sum(reserved_cpus(load_config(a["args"])) for a in spec["applications"])
+    return max(machine_cpus(), math.ceil(needed))
+
+
+def object_store_bytes() -> int | None:
+    """An object store that fits ``/dev/shm`` when it is smaller than Ray's default (30 % of the
+    memory Ray sees); ``None`` (Ray's default) otherwise."""
+    try:
+        shm = shutil.disk_usage(SHM).total
+    except OSError:
+        return None
+    from ray._common.utils import get_system_memory  # what Ray's default is computed from
+
+    if shm >= 0.3 * get_system_memory():
+        return None
+    return max(int(shm * 0.8), 80 * 1024**2)
+
+
+def serve_forever(config_path: str, host: str | None = None, port: int | None = None,
+                  overrides: list[str] = (), num_cpus: float | None = None) -> int:
+    ray_environment()  # before the config's validation imports the application (and Ray)
+    from pydantic import ValidationError
+
+    from serve_app.config import load_config
+
     spec = yaml.safe_load(Path(config_path).read_text())
+    for application in spec["applications"]:
+        application["args"] = apply_overrides(application.get("args") or {}, list(overrides))
+        try:
+            load_config(application["args"])
+        except ValidationError as exc:
+            print(f"error: {config_path}, application {application.get('name', 'default')!r}"
+                  f"{' with ' + ' '.join(overrides) if overrides else ''}: {exc}", file=sys.stderr)
+            return 2
     http = spec.get("http_options") or {}
-    host, port = http.get("host", "127.0.0.1"), int(http.get("port", 8000))
-    init_local_ray(loopback=host in ("127.0.0.1", "localhost"))
+    host, port = host or http.get("host", "127.0.0.1"), int(port or http.get("port", 8000))
+    init_local_ray(num_cpus=num_cpus or ray_cpus(spec), object_store_memory=object_store_bytes())
     import ray
     from ray import serve
 
@@ -40,9 +121,10 @@ def serve_forever(config_path: str) -> int:
 
     serve.start(http_options={"host": host, "port": port})
     for application in spec["applications"]:
-        serve.run(build_app(application.get("args") or {}), name=application.get("name", "default"),
+        serve.run(build_app(application["args"]), name=application.get("name", "default"),
                   route_prefix=application.get("route_prefix", "/"))
-    print(f"ready: http://{host}:{port}  (POST /layout-parsing, docs at /docs); Ctrl-C to stop", flush=True)
+    print(f"ready: http://{host}:{port}  (POST /layout-parsing, docs at /docs, web page at /ui); "
+          "Ctrl-C to stop", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
