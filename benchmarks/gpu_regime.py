@@ -6,13 +6,16 @@ and formula pages, ~15 blocks a page), three ways:
   divided by the engine's busy time (the ceiling: what the card could do if nothing else mattered);
 - official design: in one process, one page at a time, each page's blocks batched (how the
   official basic server reads a document);
-- Serve: the application over HTTP on 127.0.0.1 at 1, 4, 16 and 64 clients, one-page documents.
+- Serve: the application over HTTP on 127.0.0.1 at 1, 4, 16 and 64 clients, one-page documents;
+- bulk: a bulk job (Ray Data, one layout and one recognition actor) over the corpus repeated
+  ``--bulk-copies`` times; pages/s after start-up (between the first and the last finished
+  document).
 
 Reports pages/s, p50/p99 latency, engine utilisation (busy fraction, mean running batch), the
 ratios the GPU-regime issue asks for, and writes ``benchmarks/results/gpu_regime_<profile>.json``.
 Every figure is "simulated <profile>".
 
-    .venv/bin/python benchmarks/gpu_regime.py [--profile rtx5090] [--pages 48] [--clients 1 4 16 64]
+    .venv/bin/python benchmarks/gpu_regime.py [--profile rtx5090] [--pages 48] [--clients 1 4 16 64] [--bulk-copies 4]
 """
 
 from __future__ import annotations
@@ -199,12 +202,42 @@ def through_serve(docs: list[bytes], profile: str, clients_list: list[int]) -> l
     return rows
 
 
+def through_bulk(docs: list[bytes], profile: str, copies: int) -> dict:
+    import tempfile
+
+    from bulk_throughput import steady_rate
+    from serve_app.bulk import BulkConfig, run
+    from serve_app.launch import init_local_ray
+
+    tmp = Path(tempfile.mkdtemp(prefix="gpu-regime-bulk-"))
+    (tmp / "in").mkdir()
+    for copy in range(copies):
+        for i, data in enumerate(docs):  # the same pages; each copy a document of its own (own bytes)
+            (tmp / "in" / f"d{copy:02d}-{i:04d}.pdf").write_bytes(data + f"\n%copy {copy}\n".encode())
+    init_local_ray(log_to_driver=False)
+    import ray
+
+    start = time.perf_counter()
+    code = run(BulkConfig(input=str(tmp / "in"), output=str(tmp / "out"), app=app_config(profile),
+                          render_num_cpus=0.25, recognize_batch=64, shard_size=64, progress_every_s=60))
+    wall = time.perf_counter() - start
+    ray.shutdown()
+    summary = json.loads((tmp / "out" / "_SUMMARY.json").read_text())
+    assert code == 0 and summary["by_status"] == {"ok": summary["documents"]}, summary
+    row = {"pages": summary["pages"], "pages_per_s": summary["pages"] / wall,
+           "steady_pages_per_s": steady_rate(tmp / "out"), "wall_s": round(wall, 1)}
+    print(f"  bulk: {row['pages']} pages, {row['pages_per_s']:.2f} pages/s with start-up, "
+          f"{row['steady_pages_per_s']:.2f} after it", flush=True)
+    return row
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="rtx5090")
     parser.add_argument("--pages", type=int, default=48)
     parser.add_argument("--clients", type=int, nargs="*", default=[1, 4, 16, 64],
                         help="Serve runs; none (--clients with no value) runs only capacity and the official design")
+    parser.add_argument("--bulk-copies", type=int, default=4, help="Bulk run over the corpus this many times (0: none)")
     args = parser.parse_args(argv)
     docs = corpus(args.pages)
     label = f"simulated {args.profile}"
@@ -212,9 +245,12 @@ def main(argv=None) -> int:
     print(f"{label}: capacity {local['capacity']['pages_per_s']:.2f} pages/s, official design "
           f"{local['official']['pages_per_s']:.2f} pages/s", flush=True)
     serve_rows = through_serve(docs, args.profile, args.clients) if args.clients else []
+    bulk = through_bulk(docs, args.profile, args.bulk_copies) if args.bulk_copies else None
     capacity, official = local["capacity"]["pages_per_s"], local["official"]["pages_per_s"]
     report = {"label": label, "profile": args.profile, "pages": args.pages, "machine_cpus": len(os.sched_getaffinity(0)),
-              "capacity": local["capacity"], "official": local["official"], "serve": serve_rows}
+              "capacity": local["capacity"], "official": local["official"], "serve": serve_rows, "bulk": bulk}
+    if bulk:
+        report["bulk_share_of_capacity"] = round(bulk["steady_pages_per_s"] / capacity, 3)
     at16 = next((r for r in serve_rows if r["clients"] == 16), None)
     if at16:
         report.update({"ratio_vs_official_16": round(at16["pages_per_s"] / official, 3),
@@ -230,6 +266,9 @@ def main(argv=None) -> int:
     for r in serve_rows:
         print(f"{'Serve, ' + str(r['clients']) + ' clients':<22}{r['pages_per_s']:>9.2f}{r['p50_s']:>8.2f}"
               f"{r['p99_s']:>8.2f}{r['busy_fraction']:>7.0%}{r['mean_running']:>7}{r['errors']:>8}")
+    if bulk:
+        print(f"{'bulk (after start-up)':<22}{bulk['steady_pages_per_s']:>9.2f}")
+        print(f"bulk after start-up: {report['bulk_share_of_capacity']:.0%} of capacity")
     if at16:
         print(f"Serve at 16 clients: {report['ratio_vs_official_16']}× the official design, "
               f"{report['share_of_capacity_16']:.0%} of capacity, engine busy {report['utilisation_16']:.0%}")

@@ -6,8 +6,14 @@ the replica. The block then waits for the scheduler, which models vLLM V1's cont
 every step, decoding sequences take one token each from ``max_num_batched_tokens``, then waiting
 sequences are admitted (up to ``max_num_seqs`` running) with chunked prefill of their image and
 prompt tokens; the vision encoder runs on an image when its sequence is first scheduled. A step
-lasts ``costs.step_seconds`` and is awaited (no CPU). Generated lengths come from
-``costs.output_tokens``; a cancelled caller aborts its sequence.
+lasts ``costs.step_seconds``. Generated lengths come from ``costs.output_tokens``; a cancelled
+caller aborts its sequence.
+
+The scheduler runs on a thread of its own, as vLLM's EngineCore runs in a process of its own: its
+steps go on while the front end's event loop is busy with image processors (a scheduler on that
+loop would wait for them, and the card would look idler than it is). It sleeps through each step
+(no CPU) against a GPU clock, so a late wake-up (the GIL) does not lengthen the timeline: the next
+step starts when the last one ended on the card.
 
 Config: ``recognizer.simulated_gpu`` (a profile of ``profiles.PROFILES``), and in
 ``engine_kwargs`` the vLLM names ``max_num_seqs`` (256) and ``max_num_batched_tokens`` (16384).
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 import zlib
 from collections import deque
@@ -31,6 +38,9 @@ from deployments.simulation import profiles as P
 from deployments.simulation.costs import StepWork, output_tokens, step_seconds
 
 TASK_OF_PROMPT = {prompt: task for task, prompt in PROMPTS.items()}
+#: How far the scheduler's thread may wake late (the GIL, the OS) and still have its next step
+#: start when the last one ended on the card; later than that, the card was idle meanwhile.
+CLOCK_SLACK_S = 0.02
 
 
 @dataclass(eq=False)
@@ -86,8 +96,10 @@ class SimulatedEngine:
         self.processor = None
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
-        self.wake: Optional[asyncio.Event] = None
-        self.loop_task: Optional[asyncio.Task] = None
+        self.lock = threading.Condition()  # guards waiting, running and totals (the scheduler's thread)
+        self.core: Optional[threading.Thread] = None
+        self.stopping = False
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.totals = EngineStats()
 
     async def start(self) -> None:
@@ -96,25 +108,28 @@ class SimulatedEngine:
         # PaddleOCR-VL-0.9B's preprocessor_config.json: 14-px patches merged 2×2, mean/std 0.5.
         self.processor = PaddleOCRVLImageProcessorPil(patch_size=P.PATCH, merge_size=P.MERGE, temporal_patch_size=1,
                                                       image_mean=[0.5] * 3, image_std=[0.5] * 3)
-        self.wake = asyncio.Event()
-        self.loop_task = asyncio.get_running_loop().create_task(self._loop())
+        self.loop = asyncio.get_running_loop()
+        self.core = threading.Thread(target=self._core, name="simulated-engine-core", daemon=True)
+        self.core.start()
 
     # -- requests ------------------------------------------------------------------------------
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        if self.loop_task is None:
+        if self.core is None:
             raise RuntimeError("the simulated engine is not started")
         began = time.process_time()
         out = self.processor(images=[request.image], return_tensors="np",
                              size={"shortest_edge": request.min_pixels, "longest_edge": request.max_pixels})
-        self.totals.processor_cpu_s += time.process_time() - began
+        spent = time.process_time() - began
         patches = int(np.prod(out["image_grid_thw"][0]))
         task = TASK_OF_PROMPT.get(request.prompt, "ocr")
         seed = zlib.crc32(np.ascontiguousarray(request.image[::8, ::8]).tobytes() + request.prompt.encode())
         sequence = Sequence(prefill=patches // P.MERGE**2 + P.PROMPT_TOKENS, patches=patches, task=task,
                             target=output_tokens(task, seed, request.max_new_tokens),
                             future=asyncio.get_running_loop().create_future())
-        self.waiting.append(sequence)
-        self.wake.set()
+        with self.lock:
+            self.totals.processor_cpu_s += spent
+            self.waiting.append(sequence)
+            self.lock.notify()
         try:
             return await sequence.future
         except asyncio.CancelledError:
@@ -122,39 +137,52 @@ class SimulatedEngine:
             raise
 
     def _abort(self, sequence: Sequence) -> None:
-        if sequence in self.running:
-            self.running.remove(sequence)
-        elif sequence in self.waiting:
-            self.waiting.remove(sequence)
-        else:
-            return
-        self.totals.aborted += 1
+        with self.lock:
+            if sequence in self.running:
+                self.running.remove(sequence)
+            elif sequence in self.waiting:
+                self.waiting.remove(sequence)
+            else:
+                return
+            self.totals.aborted += 1
 
     def unfinished(self) -> int:
-        return len(self.waiting) + len(self.running)
+        with self.lock:
+            return len(self.waiting) + len(self.running)
 
     def stats(self, reset: bool = False) -> dict:
-        report = self.totals.report(self.profile_name)
-        if reset:
-            self.totals = EngineStats()
+        with self.lock:
+            report = self.totals.report(self.profile_name)
+            if reset:
+                self.totals = EngineStats()
         return report
 
-    # -- the scheduler -----------------------------------------------------------------------
-    async def _loop(self) -> None:
+    # -- the scheduler (its own thread) --------------------------------------------------------
+    def _core(self) -> None:
+        clock = 0.0  # when the card finished its last step
         while True:
-            if not self.waiting and not self.running:
-                self.wake.clear()
-                await self.wake.wait()
-            work, prefill, decode = self._schedule()
+            with self.lock:
+                idle = False
+                while not self.waiting and not self.running and not self.stopping:
+                    self.lock.wait()
+                    idle = True
+                if self.stopping:
+                    return
+                work, prefill, decode = self._schedule()
             seconds = step_seconds(self.profile, work)
-            await asyncio.sleep(seconds)
-            stats = self.totals
-            stats.busy_s += seconds
-            stats.steps += 1
-            stats.running_sum += len(prefill) + len(decode)
-            stats.prefill_tokens += work.prefill_tokens
-            stats.images += len(work.images)
-            self._advance(prefill, decode)
+            now = time.monotonic()
+            clock = (now if idle or clock < now - CLOCK_SLACK_S else clock) + seconds
+            time.sleep(max(0.0, clock - time.monotonic()))
+            with self.lock:
+                stats = self.totals
+                stats.busy_s += seconds
+                stats.steps += 1
+                stats.running_sum += len(prefill) + len(decode)
+                stats.prefill_tokens += work.prefill_tokens
+                stats.images += len(work.images)
+                done = self._advance(prefill, decode)
+            for sequence, result in done:
+                self.loop.call_soon_threadsafe(_resolve, sequence.future, result)
 
     def _schedule(self) -> tuple[StepWork, list[tuple[Sequence, int]], list[Sequence]]:
         work, budget = StepWork(), self.max_batched_tokens
@@ -184,7 +212,9 @@ class SimulatedEngine:
             take(self.running[-1])
         return work, prefill, decode
 
-    def _advance(self, prefill: list[tuple[Sequence, int]], decode: list[Sequence]) -> None:
+    def _advance(self, prefill: list[tuple[Sequence, int]], decode: list[Sequence]) -> list[tuple[Sequence, GenerationResult]]:
+        """The step's tokens applied; the sequences it finished, with their results."""
+        done = []
         for sequence, chunk in prefill:
             sequence.encoded = True
             sequence.prefilled += chunk
@@ -197,24 +227,33 @@ class SimulatedEngine:
                 self.running.remove(sequence)
                 self.totals.tokens_generated += sequence.generated
                 self.totals.finished += 1
-                if not sequence.future.done():
-                    sequence.future.set_result(GenerationResult(answer(sequence.task, sequence.target),
-                                                                sequence.target, "stop"))
+                done.append((sequence, GenerationResult(answer(sequence.task, sequence.target), sequence.target,
+                                                        "stop")))
+        return done
 
     async def check_health(self) -> None:
-        if self.loop_task is None or self.loop_task.done():
+        if self.core is None or not self.core.is_alive():
             raise RuntimeError("the simulated engine is not running")
 
     async def shutdown(self) -> None:
-        if self.loop_task is not None:
-            self.loop_task.cancel()
-            await asyncio.gather(self.loop_task, return_exceptions=True)
-            self.loop_task = None
-        for sequence in [*self.waiting, *self.running]:
+        if self.core is not None:
+            with self.lock:
+                self.stopping = True
+                self.lock.notify()
+            await asyncio.to_thread(self.core.join)
+            self.core = None
+        with self.lock:
+            left = [*self.waiting, *self.running]
+            self.waiting.clear()
+            self.running.clear()
+        for sequence in left:
             if not sequence.future.done():
                 sequence.future.set_exception(RuntimeError("the simulated engine stopped"))
-        self.waiting.clear()
-        self.running.clear()
+
+
+def _resolve(future: asyncio.Future, result: GenerationResult) -> None:
+    if not future.done():  # a cancelled caller's future stays cancelled
+        future.set_result(result)
 
 
 def answer(task: str, tokens: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 
 import numpy as np
 import pytest
@@ -104,6 +105,25 @@ def test_a_cancelled_block_is_aborted():
     left, _, engine = run_engine({}, cancel_one)
     assert left == 0 and engine.stats()["aborted"] == 1 and engine.stats()["finished"] == 1
 
+
+def test_the_card_steps_while_the_event_loop_is_busy():
+    """As vLLM's EngineCore runs in its own process, the simulated card goes on stepping while the
+    front end's event loop is held (by image processors, say); results wait for the loop."""
+
+    async def hold_the_loop(engine):
+        blocks = [asyncio.ensure_future(engine.generate(request(i))) for i in range(3)]
+        while engine.unfinished() < 3:
+            await asyncio.sleep(0)
+        for _ in range(3000):  # the loop is held here: no await until every block is done
+            if engine.stats()["finished"] == 3:
+                break
+            time.sleep(0.01)
+        finished_while_held = engine.stats()["finished"]
+        await asyncio.gather(*blocks)
+        return finished_while_held
+
+    finished_while_held, _, engine = run_engine({}, hold_the_loop)
+    assert finished_while_held == 3 and engine.stats()["steps"] >= 40  # 40 new tokens each
 
 def test_simulated_layout_gives_template_boxes_in_page_pixels():
     from deployments.layout.config import LayoutConfig
