@@ -96,7 +96,7 @@ def bench_recognition(data: bytes) -> dict:
     return rows
 
 
-async def _recognition_rows() -> dict:
+async def _recognition_rows(max_new_tokens: int = 32) -> dict:
     import asyncio
 
     from deployments.recognizer.config import RecognizerConfig
@@ -112,15 +112,16 @@ async def _recognition_rows() -> dict:
     rows = {}
     try:
         for concurrency in (1, 8, 64):
-            requests = [GenerationRequest(f"c{concurrency}-{i}", "OCR:", crops[i % 64], 784, 784 * 16, max_new_tokens=32)
-                        for i in range(max(16, concurrency * 2))]
+            requests = [GenerationRequest(f"c{concurrency}-{i}", "OCR:", crops[i % 64], 784, 784 * 16,
+                                          max_new_tokens=max_new_tokens) for i in range(max(16, concurrency * 2))]
             start = time.perf_counter()
             tokens = 0
             for first in range(0, len(requests), concurrency):
                 batch = requests[first : first + concurrency]
                 tokens += sum(r.num_tokens for r in await asyncio.gather(*(engine.generate(q) for q in batch)))
             seconds = time.perf_counter() - start
-            rows[f"concurrency_{concurrency}"] = {"blocks_per_s": len(requests) / seconds, "tokens_per_s": tokens / seconds}
+            rows[f"concurrency_{concurrency}"] = {"blocks_per_s": len(requests) / seconds, "tokens_per_s": tokens / seconds,
+                                                  "tokens_per_block": tokens / len(requests)}
     finally:
         await engine.shutdown()
     return rows
@@ -148,7 +149,23 @@ def _lite_pages_per_s(data: bytes) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=200)
+    parser.add_argument("--recognition-tokens", type=int, default=0, metavar="N",
+                        help="only the vLLM recognition part, with max_new_tokens N (decode-dominated like real OCR at "
+                        "256); writes stages_recognition_<N>.json")
     args = parser.parse_args()
+    if args.recognition_tokens:
+        import asyncio
+
+        rows = asyncio.run(_recognition_rows(args.recognition_tokens))
+        print(f"recognition, one vLLM engine (CPU build, tiny random model, max_new_tokens {args.recognition_tokens})")
+        for name, r in rows.items():
+            print(f"  {name:<18}{r['blocks_per_s']:>8.1f} blocks/s{r['tokens_per_s']:>10.0f} tokens/s"
+                  f"{r['tokens_per_block']:>8.1f} tokens/block")
+        rows["speedup_64_vs_1"] = round(rows["concurrency_64"]["blocks_per_s"] / rows["concurrency_1"]["blocks_per_s"], 2)
+        print(f"  concurrency 64 vs 1: {rows['speedup_64_vs_1']}x")
+        (ROOT / "benchmarks" / "results" / f"stages_recognition_{args.recognition_tokens}.json").write_text(
+            json.dumps(rows, indent=2))
+        return
     data = mixed_pdf(args.pages)
     render = bench_render(data, args.pages)
     print(f"renderer, one process ({args.pages} A4 pages: text and paper layouts)")

@@ -22,6 +22,7 @@ Config: ``recognizer.simulated_gpu`` (a profile of ``profiles.PROFILES``), and i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 import time
@@ -99,6 +100,7 @@ class SimulatedEngine:
         self.lock = threading.Condition()  # guards waiting, running and totals (the scheduler's thread)
         self.core: Optional[threading.Thread] = None
         self.stopping = False
+        self.holding = False
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.totals = EngineStats()
 
@@ -157,13 +159,26 @@ class SimulatedEngine:
                 self.totals = EngineStats()
         return report
 
+    @contextlib.contextmanager
+    def held(self):
+        """The card does not step inside this block: requests queue up, and leaving it lets the
+        scheduler see them all at once (a capacity measurement: the engine fed with every block)."""
+        with self.lock:
+            self.holding = True
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.holding = False
+                self.lock.notify()
+
     # -- the scheduler (its own thread) --------------------------------------------------------
     def _core(self) -> None:
         clock = 0.0  # when the card finished its last step
         while True:
             with self.lock:
                 idle = False
-                while not self.waiting and not self.running and not self.stopping:
+                while (self.holding or not self.waiting and not self.running) and not self.stopping:
                     self.lock.wait()
                     idle = True
                 if self.stopping:

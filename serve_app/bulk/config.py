@@ -28,7 +28,9 @@ class BulkConfig(BaseModel):
     render_num_cpus: float = Field(1.0, gt=0, description="CPUs per rendering task.")
     layout_workers: int = Field(1, ge=1, description="Layout actors (resources from the layout config).")
     recognize_workers: int = Field(1, ge=1, description="Recognition actors, each with an engine.")
-    recognize_batch: int = Field(32, ge=1, description="Pages one recognition actor reads at once.")
+    recognize_batch: int = Field(32, ge=1, description="Pages per batch of a recognition actor.")
+    recognize_batches_in_flight: int = Field(
+        2, ge=1, description="Batches one recognition actor reads at once (its engine never drains between them).")
     object_store_gb: float = Field(2.0, gt=0, description="Object store the pipeline may fill (page images in flight).")
     serve_clients: int = Field(4, ge=1, description="With --serve-url: documents sent at once.")
     shard_size: int = Field(32, ge=1, description="Documents per output shard.")

@@ -65,7 +65,8 @@ def pipeline(config: BulkConfig, app, options, items: list[dict]):
                         compute=ActorPoolStrategy(size=config.layout_workers), **_resources(app.layout),
                         fn_constructor_kwargs={"layout": app.layout.model_dump(mode="json"), "options": options})
     return ds.map_batches(RecognizeWorker, batch_size=config.recognize_batch, batch_format="numpy",
-                          compute=ActorPoolStrategy(size=config.recognize_workers),
+                          compute=ActorPoolStrategy(size=config.recognize_workers,
+                                                    max_concurrent_calls_per_actor=config.recognize_batches_in_flight),
                           **_resources(app.recognizer),
                           fn_constructor_kwargs={"recognizer": app.recognizer_config().model_dump(mode="json"), "options": options,
                                                  "retries": config.page_retries, "backoff": config.retry_backoff_s})

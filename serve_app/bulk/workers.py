@@ -127,25 +127,25 @@ class LayoutWorker:
 
 class RecognizeWorker:
     """map_batches actor holding the recognition engine: reads a batch of pages concurrently and
-    retries transient page failures on a schedule."""
+    retries transient page failures on a schedule. Its ``__call__`` is a coroutine, so Ray Data runs
+    it on the actor's event loop and several batches (``recognize_batches_in_flight``) share the
+    engine at once: the engine never drains between one batch and the next."""
 
     def __init__(self, recognizer: dict, options: ParseOptions, retries: int, backoff: list[float]):
         from deployments.recognizer.config import RecognizerConfig
         from deployments.recognizer.recognizer import Recognizer
 
         self.options, self.retries, self.backoff = options, retries, backoff or [0.0]
-        self.loop = asyncio.new_event_loop()
         self.recognizer = Recognizer(RecognizerConfig(**recognizer))
-        self.loop.run_until_complete(self.recognizer.start())
+        self.started: Optional[asyncio.Task] = None  # on the actor's loop, by the first batch
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+    async def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        if self.started is None:
+            self.started = asyncio.ensure_future(self.recognizer.start())
+        await asyncio.shield(self.started)
         items = decode(batch)
-        pages = [item for item in items if isinstance(item, PageTask)]
-        self.loop.run_until_complete(self._read_all(pages))
+        await asyncio.gather(*(self._read(item) for item in items if isinstance(item, PageTask)))
         return encode(items)
-
-    async def _read_all(self, pages: list[PageTask]) -> None:
-        await asyncio.gather(*(self._read(task) for task in pages))
 
     async def _read(self, task: PageTask) -> None:
         for attempt in range(self.retries + 1):
