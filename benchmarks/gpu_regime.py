@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import base64
 import json
+import math
 import os
 import sys
 import time
@@ -42,10 +43,17 @@ def corpus(pages: int) -> list[bytes]:
     return [makers[i % 4](i + 1)[0].tobytes() for i in range(pages)]
 
 
-def app_config(profile: str) -> dict:
-    return {"layout": {"backend": "simulated", "simulated_gpu": profile},
-            "recognizer": {"engine": "simulated", "simulated_gpu": profile},
-            "ingress": {"visualize": False}}
+def app_config(profile: str, cards: int = 0) -> dict:
+    """The simulated stages; with ``cards``, placed as the GPU configs place them: each card (a Ray
+    GPU declared on this machine) holds one layout and one recognition replica."""
+    config = {"layout": {"backend": "simulated", "simulated_gpu": profile},
+              "recognizer": {"engine": "simulated", "simulated_gpu": profile},
+              "ingress": {"visualize": False}}
+    if cards:
+        config["layout"]["num_gpus"], config["recognizer"]["num_gpus"] = 0.1, 0.85
+        config["deployments"] = {"layout": {"num_replicas": cards, "max_ongoing_requests": 64},
+                                 "recognizer": {"num_replicas": cards, "max_ongoing_requests": 256}}
+    return config
 
 
 def in_process(docs: list[bytes], profile: str) -> dict:
@@ -160,19 +168,23 @@ def cpu_by_name(before: dict[int, tuple[str, float]], after: dict[int, tuple[str
     return used
 
 
-def through_serve(docs: list[bytes], profile: str, clients_list: list[int]) -> list[dict]:
+def through_serve(docs: list[bytes], profile: str, clients_list: list[int], cards: int = 0) -> list[dict]:
     import httpx
 
     from serve_app.launch import init_local_ray
 
-    init_local_ray(log_to_driver=False)
+    from serve_app.app import build_app, reserved_cpus
+    from serve_app.config import load_config
+
+    # Ray CPUs are placement tokens: room for every replica, and one more for the renderer and the
+    # ingress to scale out; the processes share the machine's real cores.
+    init_local_ray(log_to_driver=False, num_gpus=cards,
+                   num_cpus=math.ceil(reserved_cpus(load_config(app_config(profile, cards)))) + 1)
     import ray
     from ray import serve
 
-    from serve_app.app import build_app
-
     serve.start(http_options={"host": "127.0.0.1", "port": PORT})
-    serve.run(build_app(app_config(profile)), name="gpu-regime")
+    serve.run(build_app(app_config(profile, cards)), name="gpu-regime")
     recognizer = serve.get_deployment_handle("recognizer", app_name="gpu-regime")
     bodies = [{"file": base64.b64encode(d).decode(), "fileType": 0} for d in docs]
     rows = []
@@ -188,21 +200,22 @@ def through_serve(docs: list[bytes], profile: str, clients_list: list[int]) -> l
                 latencies.append(time.perf_counter() - began)
                 errors += response.status_code != 200 or response.json()["errorCode"] != 0
 
-            recognizer.engine_stats.remote(True).result()
+            for _ in range(4 * max(cards, 1)):  # every replica's counters (calls go to any replica)
+                recognizer.engine_stats.remote(True).result()
             before = ray_cpu_seconds()
             start = time.perf_counter()
             with ThreadPoolExecutor(clients) as pool:
                 list(pool.map(one, bodies))
             wall = time.perf_counter() - start
             used = cpu_by_name(before, ray_cpu_seconds())
-            stats = recognizer.engine_stats.remote(True).result()
+            stats = recognizer.engine_stats.remote(True).result() if cards <= 1 else {"cards": cards}
             cpu_ms = {name: round(1000 * seconds / len(docs), 1) for name, seconds in used.items()}
             rows.append({"clients": clients, "pages_per_s": len(docs) / wall, "errors": errors,
                          **_percentiles(latencies), **stats,
                          "cpu_ms_per_page": dict(sorted(cpu_ms.items(), key=lambda kv: -kv[1])),
                          "cpu_ms_per_page_total": round(sum(cpu_ms.values()), 1)})
-            print(f"  Serve, {clients} clients: {rows[-1]['pages_per_s']:.2f} pages/s, engine busy "
-                  f"{stats['busy_fraction']:.0%}, mean batch {stats['mean_running']}", flush=True)
+            print(f"  Serve, {max(cards, 1)} card(s), {clients} clients: {rows[-1]['pages_per_s']:.2f} pages/s, CPU "
+                  f"{rows[-1]['cpu_ms_per_page_total']} ms a page", flush=True)
     serve.shutdown()
     ray.shutdown()
     return rows
@@ -248,6 +261,9 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, nargs="*", default=[1, 4, 16, 64],
                         help="Serve runs; none (--clients with no value) runs only capacity and the official design")
     parser.add_argument("--bulk-copies", type=int, default=4, help="Bulk run over the corpus this many times (0: none)")
+    parser.add_argument("--cards", type=int, nargs="*", default=[2],
+                        help="Serve runs at 16 and 64 clients with this many simulated cards (one layout and one "
+                        "recognition replica each)")
     args = parser.parse_args(argv)
     docs = corpus(args.pages)
     label = f"simulated {args.profile}"
@@ -256,9 +272,11 @@ def main(argv=None) -> int:
           f"{local['official']['pages_per_s']:.2f} pages/s", flush=True)
     serve_rows = through_serve(docs, args.profile, args.clients) if args.clients else []
     bulk = through_bulk(docs, args.profile, args.bulk_copies) if args.bulk_copies else None
+    cards = {n: through_serve(docs, args.profile, [16, 64], cards=n) for n in args.cards}
     capacity, official = local["capacity"]["pages_per_s"], local["official"]["pages_per_s"]
     report = {"label": label, "profile": args.profile, "pages": args.pages, "machine_cpus": len(os.sched_getaffinity(0)),
-              "capacity": local["capacity"], "official": local["official"], "serve": serve_rows, "bulk": bulk}
+              "capacity": local["capacity"], "official": local["official"], "serve": serve_rows, "bulk": bulk,
+              "serve_on_cards": {str(n): rows for n, rows in cards.items()}}
     if bulk:
         report["bulk_share_of_capacity"] = round(bulk["steady_pages_per_s"] / capacity, 3)
     at16 = next((r for r in serve_rows if r["clients"] == 16), None)
@@ -276,6 +294,10 @@ def main(argv=None) -> int:
     for r in serve_rows:
         print(f"{'Serve, ' + str(r['clients']) + ' clients':<22}{r['pages_per_s']:>9.2f}{r['p50_s']:>8.2f}"
               f"{r['p99_s']:>8.2f}{r['busy_fraction']:>7.0%}{r['mean_running']:>7}{r['errors']:>8}")
+    for n, rows in cards.items():
+        for r in rows:
+            print(f"{f'Serve, {n} cards, ' + str(r['clients']):<22}{r['pages_per_s']:>9.2f}{r['p50_s']:>8.2f}"
+                  f"{r['p99_s']:>8.2f}{'':>7}{'':>7}{r['errors']:>8}")
     if bulk:
         print(f"{'bulk (after start-up)':<22}{bulk['steady_pages_per_s']:>9.2f}")
         print(f"bulk after start-up: {report['bulk_share_of_capacity']:.0%} of capacity")

@@ -29,6 +29,7 @@ from pathlib import Path
 import yaml
 
 SHM = "/dev/shm"
+MIN_SHM = 1024**3
 
 
 def init_local_ray(loopback: bool = True, **kwargs) -> None:
@@ -82,17 +83,19 @@ def ray_cpus(spec: dict) -> int:
 
 
 def object_store_bytes() -> int | None:
-    """An object store that fits ``/dev/shm`` when it is smaller than Ray's default (30 % of the
-    memory Ray sees); ``None`` (Ray's default) otherwise."""
+    """An object store that fits ``/dev/shm`` when that is smaller than Ray's default (30 % of the
+    memory Ray sees) but big enough for pages in flight (1 GiB); ``None`` (Ray's default) otherwise.
+    Below 1 GiB (Docker's default is 64 MiB), Ray keeps its default size in a disk-backed store and
+    warns, naming ``--shm-size``: slower, but never too small for the pipeline."""
     try:
         shm = shutil.disk_usage(SHM).total
     except OSError:
         return None
     from ray._common.utils import get_system_memory  # what Ray's default is computed from
 
-    if shm >= 0.3 * get_system_memory():
+    if shm < MIN_SHM or shm >= 0.3 * get_system_memory():
         return None
-    return max(int(shm * 0.8), 80 * 1024**2)
+    return int(shm * 0.8)
 
 
 def serve_forever(config_path: str, host: str | None = None, port: int | None = None,

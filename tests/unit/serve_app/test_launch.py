@@ -45,3 +45,5 @@ def test_object_store_fits_a_small_dev_shm(monkeypatch, tmp_path):
     assert launch.object_store_bytes() == int(2 * gib * 0.8)
     monkeypatch.setattr("shutil.disk_usage", lambda _: type("U", (), {"total": 32 * gib})())
     assert launch.object_store_bytes() is None  # Ray's default (30 % of 64 GiB) fits
+    monkeypatch.setattr("shutil.disk_usage", lambda _: type("U", (), {"total": 64 * 1024**2})())
+    assert launch.object_store_bytes() is None  # Docker's default 64 MiB: Ray's own fallback, never 51 MB
