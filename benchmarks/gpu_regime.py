@@ -44,13 +44,14 @@ def corpus(pages: int) -> list[bytes]:
 
 
 def app_config(profile: str, cards: int = 0) -> dict:
-    """The simulated stages; with ``cards``, placed as the GPU configs place them: each card (a Ray
-    GPU declared on this machine) holds one layout and one recognition replica."""
+    """The simulated stages; with ``cards``, one recognition replica (its simulated card) on each
+    Ray GPU declared on this machine, and as many layout replicas (each models a card's layout
+    time; no GPU fraction, which Ray would be free to pack onto one card beside an engine)."""
     config = {"layout": {"backend": "simulated", "simulated_gpu": profile},
               "recognizer": {"engine": "simulated", "simulated_gpu": profile},
               "ingress": {"visualize": False}}
     if cards:
-        config["layout"]["num_gpus"], config["recognizer"]["num_gpus"] = 0.1, 0.85
+        config["recognizer"]["num_gpus"] = 1
         config["deployments"] = {"layout": {"num_replicas": cards, "max_ongoing_requests": 64},
                                  "recognizer": {"num_replicas": cards, "max_ongoing_requests": 256}}
     return config
