@@ -132,6 +132,16 @@ def test_command_line_flags_and_fingerprint(tmp_path):
         parse_args(["--input", "in", "--output", "out", "--skip-by", "name"])
 
 
+def test_bulk_takes_the_launchers_overrides(tmp_path, monkeypatch):
+    """A container's PADDLEOCR_VL_SET (model directories) reaches a bulk job as it reaches `serve`."""
+    (tmp_path / "app.yaml").write_text("applications:\n- name: x\n  args: {layout: {num_gpus: 0.1}}\n")
+    monkeypatch.setenv("PADDLEOCR_VL_SET", "recognizer.model=/models/PaddleOCR-VL layout.model=/models/L")
+    config = parse_args(["--input", "in", "--output", "out", "--config", str(tmp_path / "app.yaml"),
+                         "--set", "layout.batch_size=4"])
+    assert config.app == {"layout": {"num_gpus": 0.1, "model": "/models/L", "batch_size": 4},
+                          "recognizer": {"model": "/models/PaddleOCR-VL"}}
+
+
 def test_every_api_option_is_a_bulk_flag():
     config = parse_args(["--input", "in", "--output", "out", "--prettify-markdown", "false", "--layout-threshold",
                          "{22: 0.35}", "--use-chart-recognition", "true", "--page-ranges", "1-2", "--top-p", "0.5"])
