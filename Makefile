@@ -51,14 +51,14 @@ docker-tools:
 # need no network; the wheelhouse's Python must be the base image's (3.11 for the default base).
 WHEEL_PYTHON ?= $(VENV)/bin/python
 ## wheelhouse: the wheels of the CPU image (the package and what serving needs) in wheelhouse/cpu
-wheelhouse: $(SERVE_STAMP)
-	$(WHEEL_PYTHON) -m pip wheel --quiet --wheel-dir wheelhouse/cpu ".[orientation]"
-	$(WHEEL_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' > wheelhouse/cpu/PYTHON
-
 ## wheelhouse-gpu: the GPU image's wheels (vLLM with CUDA torch: several GB; Linux x86_64 with network)
-wheelhouse-gpu: $(SERVE_STAMP)
-	$(WHEEL_PYTHON) -m pip wheel --quiet --wheel-dir wheelhouse/gpu ".[gpu,orientation]"
-	$(WHEEL_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' > wheelhouse/gpu/PYTHON
+wheelhouse: WHEELS = cpu
+wheelhouse: WHEEL_EXTRAS = orientation
+wheelhouse-gpu: WHEELS = gpu
+wheelhouse-gpu: WHEEL_EXTRAS = gpu,orientation
+wheelhouse wheelhouse-gpu: $(SERVE_STAMP)
+	$(WHEEL_PYTHON) -m pip wheel --quiet --wheel-dir wheelhouse/$(WHEELS) ".[$(WHEEL_EXTRAS)]"
+	$(WHEEL_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' > wheelhouse/$(WHEELS)/PYTHON
 
 ## docker-base: a Debian 12 base image by debootstrap, for machines that reach no registry
 docker-base:

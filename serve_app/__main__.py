@@ -67,6 +67,8 @@ def _serve(args) -> int:
 
 
 def main(argv=None) -> int:
+    from serve_app.launch import add_overrides_flag
+
     parser = argparse.ArgumentParser(prog="python -m serve_app", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     srv = sub.add_parser("serve", help="run the service from a Serve config file until Ctrl-C")
@@ -76,10 +78,7 @@ def main(argv=None) -> int:
     srv.add_argument("--host", default=env("PADDLEOCR_VL_HOST"),
                      help="HTTP host instead of the config's (0.0.0.0 in a container); $PADDLEOCR_VL_HOST")
     srv.add_argument("--port", type=int, default=env("PADDLEOCR_VL_PORT"), help="HTTP port; $PADDLEOCR_VL_PORT")
-    srv.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     default=env("PADDLEOCR_VL_SET", "").split(),
-                     help="override an application argument, e.g. recognizer.model=/models/PaddleOCR-VL "
-                     "(repeatable; $PADDLEOCR_VL_SET: space-separated)")
+    add_overrides_flag(srv)
     srv.add_argument("--num-cpus", type=float, default=env("PADDLEOCR_VL_NUM_CPUS"),
                      help="CPUs Ray is told (default: the machine's, at least what the config reserves)")
     srv.set_defaults(func=_serve)

@@ -17,6 +17,7 @@ Every option also reads an environment variable (``PADDLEOCR_VL_CONFIG``, ``_HOS
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import shutil
@@ -52,11 +53,20 @@ def ray_environment(loopback: bool = True) -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
+def add_overrides_flag(parser) -> None:
+    """``--set KEY=VALUE`` (repeatable), defaulting to ``$PADDLEOCR_VL_SET`` (space-separated): the
+    overrides of ``serve`` and of bulk jobs, so an image's settings reach both."""
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        default=os.environ.get("PADDLEOCR_VL_SET", "").split(),
+                        help="override a stage setting of the config, e.g. recognizer.model=/models/PaddleOCR-VL "
+                        "(repeatable; $PADDLEOCR_VL_SET: space-separated)")
+
+
 def apply_overrides(args: dict, overrides: list[str]) -> dict:
     """``KEY=VALUE`` pairs (dotted keys into an application's arguments, values parsed as YAML)
     applied to a copy of ``args``. Whether a key exists is AppConfig's to say (it rejects unknown
     keys, naming them)."""
-    out = yaml.safe_load(yaml.safe_dump(args or {}))
+    out = copy.deepcopy(args or {})
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -71,15 +81,13 @@ def apply_overrides(args: dict, overrides: list[str]) -> dict:
     return out
 
 
-def ray_cpus(spec: dict) -> int:
+def ray_cpus(configs: list) -> int:
     """The CPUs Ray is told: those of the machine (cgroup quota and affinity included), but at
-    least what the config's applications reserve at their minimum replica counts."""
+    least what the applications (``AppConfig``) reserve at their minimum replica counts."""
     from deployments.resources import machine_cpus
     from serve_app.app import reserved_cpus
-    from serve_app.config import load_config
 
-    needed = sum(reserved_cpus(load_config(a["args"])) for a in spec["applications"])
-    return max(machine_cpus(), math.ceil(needed))
+    return max(machine_cpus(), math.ceil(sum(reserved_cpus(c) for c in configs)))
 
 
 def object_store_bytes() -> int | None:
@@ -106,25 +114,25 @@ def serve_forever(config_path: str, host: str | None = None, port: int | None = 
     from serve_app.config import load_config
 
     spec = yaml.safe_load(Path(config_path).read_text())
+    configs = []  # validated before Ray starts
     for application in spec["applications"]:
-        application["args"] = apply_overrides(application.get("args") or {}, list(overrides))
         try:
-            load_config(application["args"])
+            configs.append(load_config(apply_overrides(application.get("args") or {}, list(overrides))))
         except ValidationError as exc:
             print(f"error: {config_path}, application {application.get('name', 'default')!r}"
                   f"{' with ' + ' '.join(overrides) if overrides else ''}: {exc}", file=sys.stderr)
             return 2
     http = spec.get("http_options") or {}
     host, port = host or http.get("host", "127.0.0.1"), int(port or http.get("port", 8000))
-    init_local_ray(num_cpus=num_cpus or ray_cpus(spec), object_store_memory=object_store_bytes())
+    init_local_ray(num_cpus=num_cpus or ray_cpus(configs), object_store_memory=object_store_bytes())
     import ray
     from ray import serve
 
     from serve_app.app import build_app
 
     serve.start(http_options={"host": host, "port": port})
-    for application in spec["applications"]:
-        serve.run(build_app(application["args"]), name=application.get("name", "default"),
+    for application, config in zip(spec["applications"], configs):
+        serve.run(build_app(config), name=application.get("name", "default"),
                   route_prefix=application.get("route_prefix", "/"))
     print(f"ready: http://{host}:{port}  (POST /layout-parsing, docs at /docs, web page at /ui); "
           "Ctrl-C to stop", flush=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional
@@ -79,13 +78,13 @@ def _yaml_value(text: str) -> Any:
 
 
 def parse_args(argv=None, description: str = "") -> BulkConfig:
+    from serve_app.launch import add_overrides_flag, apply_overrides
+
     parser = argparse.ArgumentParser(prog="python -m serve_app.bulk", description=description)
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--config", help="AppConfig YAML for the stages (or a Serve config file)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=os.environ.get("PADDLEOCR_VL_SET", "").split(),
-                        help="override a stage setting of the config, as `serve --set` does, e.g. "
-                        "recognizer.model=/models/PaddleOCR-VL ($PADDLEOCR_VL_SET: space-separated)")
+    add_overrides_flag(parser)
     parser.add_argument("--serve-url")
     parser.add_argument("--retry-backoff-s", type=float, nargs="+")
     options = parser.add_argument_group("document options (as in the API request; values in YAML: false, 0.3, "
@@ -104,8 +103,6 @@ def parse_args(argv=None, description: str = "") -> BulkConfig:
         else:
             parser.add_argument(flag, type=type(field.default), default=field.default, help=field.description)
     args = vars(parser.parse_args(argv))
-    from serve_app.launch import apply_overrides
-
     app = apply_overrides(_app_args(args.pop("config")), args.pop("set"))
     request = {k.split(":", 1)[1]: args.pop(k) for k in list(args) if k.startswith("request:")}
     return BulkConfig(app=app, request={k: v for k, v in request.items() if v is not None},

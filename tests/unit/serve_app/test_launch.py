@@ -31,11 +31,13 @@ def test_unknown_key_stops_before_ray_starts(tmp_path, capsys):
 
 
 def test_ray_is_told_at_least_the_reserved_cpus(monkeypatch):
-    spec = yaml.safe_load(open("configs/cpu.yaml"))
+    from serve_app.config import load_config
+
+    configs = [load_config(a["args"]) for a in yaml.safe_load(open("configs/cpu.yaml"))["applications"]]
     monkeypatch.setattr("deployments.resources.machine_cpus", lambda: 1)
-    assert launch.ray_cpus(spec) == 2  # 4 deployments' fractions: 1.75
+    assert launch.ray_cpus(configs) == 2  # 4 deployments' fractions: 1.75
     monkeypatch.setattr("deployments.resources.machine_cpus", lambda: 16)
-    assert launch.ray_cpus(spec) == 16
+    assert launch.ray_cpus(configs) == 16
 
 
 def test_object_store_fits_a_small_dev_shm(monkeypatch, tmp_path):
