@@ -13,6 +13,9 @@ api = FastAPI(title="PaddleOCR-VL layout parsing", version="0.1.0",
               "envelope `{logId, errorCode, errorMsg}` with errorCode = HTTP status.")
 
 
+RETRY_AFTER_S = "5"  # the Retry-After of a 429, 503 or 504: seconds the client should wait
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str, headers: Optional[dict] = None):
         super().__init__(message)

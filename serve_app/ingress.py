@@ -17,12 +17,13 @@ from deployments.renderer import InputError
 from serve_app import metrics
 from serve_app.assemble import page_from_pruned, page_markdown, pruned_result, restructure_pages
 from serve_app.config import AppConfig
-from serve_app.http import ApiError, api, envelope, request_schema
+from serve_app.http import RETRY_AFTER_S, ApiError, api, envelope, request_schema
 from serve_app.inputs import FileError, load_file
 from serve_app.jobs.manager import owner_of
 from serve_app.jobs.routes import JobRoutes
 from serve_app.options import OptionError, ParseOptions, describe
-from serve_app.parser import DocumentParser, TooManyPages, data_info
+from serve_app.pagepath import UNAVAILABLE
+from serve_app.parser import DocumentParser, StageUnavailable, TooManyPages, data_info
 from serve_app.protocol import InferRequest, InferResponse, RestructureRequest, RestructureResponse
 from serve_app.respond import document_entries
 from serve_app.streaming import encode, media_type, page_events, stream_format
@@ -70,7 +71,7 @@ class Ingress(JobRoutes, UiRoutes):
         if self.slots.locked() and self.waiting >= cfg.max_waiting_documents:
             metrics.count("errors", kind="overloaded")
             raise ApiError(429, f"the server is busy ({cfg.max_concurrent_documents} documents in progress, "
-                           f"{self.waiting} waiting); retry later", {"Retry-After": "5"})
+                           f"{self.waiting} waiting); retry later", {"Retry-After": RETRY_AFTER_S})
 
     @contextlib.asynccontextmanager
     async def _slot(self):
@@ -105,6 +106,8 @@ class Ingress(JobRoutes, UiRoutes):
             return await self.parser.open(data, kind, options)
         except (InputError, TooManyPages) as exc:
             raise ApiError(422, str(exc)) from None
+        except StageUnavailable as exc:
+            raise ApiError(503, str(exc), {"Retry-After": RETRY_AFTER_S}) from None
 
     # -- routes ------------------------------------------------------------------------------
     @api.post("/layout-parsing", operation_id="infer", openapi_extra=request_schema(InferRequest),
@@ -152,7 +155,13 @@ class Ingress(JobRoutes, UiRoutes):
         except asyncio.TimeoutError:
             metrics.count("errors", kind="deadline_exceeded")
             raise ApiError(504, f"the document was not parsed within {timeout:g} s; raise deadlineSeconds "
-                           "(or ingress.timeout_s), send fewer pages, or use POST /jobs/layout-parsing") from None
+                           "(or ingress.timeout_s), send fewer pages, or use POST /jobs/layout-parsing",
+                           {"Retry-After": RETRY_AFTER_S}) from None
+        lost = [p.result.page_index + 1 for p in doc.pages if p.result.error and p.result.error.kind in UNAVAILABLE]
+        if lost:  # a stage stayed unavailable through the retries: the whole document again, later
+            raise ApiError(503, f"{len(lost)} of {len(doc.pages)} pages (first: page {lost[0]}) were lost with a "
+                           f"stopped or full stage replica after {self.config.ingress.page_retries} retries; retry the "
+                           "document", {"Retry-After": RETRY_AFTER_S})
         return {"layoutParsingResults": document_entries(doc.pages, options), "dataInfo": data_info(doc)}
 
     async def _parse(self, data, kind, options, log_id, deadline):

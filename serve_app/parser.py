@@ -15,7 +15,7 @@ from deployments.renderer import DocumentInfo, InputError, parse_page_ranges
 from serve_app import metrics
 from serve_app.config import AppConfig
 from serve_app.options import ParseOptions
-from serve_app.pagepath import layout_input, recognize_page, stage_error
+from serve_app.pagepath import UNAVAILABLE, Retries, error_kind, layout_input, recognize_with_retries, stage_error
 from serve_app.respond import PageOutput, encode_page
 
 log = logging.getLogger("serve_app")
@@ -24,6 +24,10 @@ RENDER_CHUNK = 4  # pages per render call: fewer hops, still streaming
 
 class TooManyPages(ValueError):
     """The document exceeds ``ingress.max_pages`` (422, never a silent truncation)."""
+
+
+class StageUnavailable(RuntimeError):
+    """A stage stayed unavailable (its replicas lost or full) through the retries (503)."""
 
 
 OnPage = Callable[[PageOutput], Awaitable[None]]
@@ -59,13 +63,17 @@ class DocumentParser:
     def __init__(self, renderer, layout, recognizer, config: AppConfig, put=_ray_put):
         self.renderer, self.layout, self.recognizer, self.config = renderer, layout, recognizer, config
         self.put = put
+        # Only a lost or full replica is worth another try here; a page's own failure is returned.
+        self.retries = Retries(config.ingress.page_retries, config.ingress.retry_backoff_s, UNAVAILABLE)
 
     async def open(self, data: bytes, kind: str, options: ParseOptions) -> OpenedDocument:
         """Store the document once for every render call and select its pages; the caller's input
         errors (:class:`InputError`, :class:`TooManyPages`) are raised here, before any page runs."""
         ref = self.put(data)
-        info = await self.renderer.inspect.remote(ref, kind)
-        if isinstance(info, InputError):
+        info = await self.retries.run(lambda: _called(self.renderer.inspect.remote(ref, kind)), _failed_kind)
+        if _failed_kind(info) in UNAVAILABLE:
+            raise StageUnavailable(f"the renderer is unavailable ({type(info).__name__}); retry the document")
+        if isinstance(info, BaseException):  # the document's own problem (InputError), or a bug
             raise info
         indices = parse_page_ranges(options.page_ranges, info.page_count)
         limit = self.config.ingress.max_pages
@@ -87,34 +95,38 @@ class DocumentParser:
         todo = [i for i in doc.page_indices if i not in skip]
         window = asyncio.Semaphore(self.config.ingress.page_window)
         chunks = [todo[i : i + RENDER_CHUNK] for i in range(0, len(todo), RENDER_CHUNK)]
-        results = await asyncio.gather(*(self._chunk(doc.ref, log_id, doc.kind, c, options, window, deadline, on_page)
+        results = await asyncio.gather(*(self._chunk(doc, log_id, c, options, window, deadline, on_page)
                                          for c in chunks))
         pages = [page for chunk in results for page in chunk]
         log.info("[%s] parsed %d pages (%d failed)", log_id, len(pages), sum(not p.result.ok for p in pages))
         return ParsedDocument(doc.info, doc.page_indices, pages)
 
-    async def _chunk(self, ref, log_id, kind, indices, options, window, deadline, on_page) -> list[PageOutput]:
+    async def _chunk(self, doc: OpenedDocument, log_id, indices, options, window, deadline,
+                     on_page) -> list[PageOutput]:
         async with window:
             start = time.perf_counter()
-            pages: list[PageImage] = await self.renderer.render.remote(ref, log_id, kind, indices, options.orient)
+            page_count = doc.info.page_count
+            rendered = await self.retries.run(
+                lambda: _called(self.renderer.render.remote(doc.ref, log_id, doc.kind, indices, options.orient)),
+                _failed_kind, deadline)
             metrics.observe("stage_seconds", time.perf_counter() - start, stage="render")
-            return list(await asyncio.gather(*(self._page(p, options, deadline, on_page) for p in pages)))
+            if isinstance(rendered, BaseException):  # the renderer stayed unavailable: these pages fail
+                rendered = [PageImage.failed(log_id, i, page_count, stage_error(i, rendered)) for i in indices]
+            return list(await asyncio.gather(*(self._page(p, options, deadline, on_page) for p in rendered)))
 
     async def _page(self, page: PageImage, options: ParseOptions, deadline: Optional[float],
                     on_page: Optional[OnPage] = None) -> PageOutput:
         boxes = layout_input(page, options)
         if boxes is None and page.error is None:
             start = time.perf_counter()
-            try:
-                boxes = await self.layout.detect.remote(page, options.layout)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - this page fails at layout, the others go on
-                boxes, page = [], replace(page, error=stage_error(page, exc))
+            boxes = await self.retries.run(lambda: _called(self.layout.detect.remote(page, options.layout)),
+                                           _failed_kind, deadline)
+            if isinstance(boxes, BaseException):  # this page fails at layout, the others go on
+                boxes, page = [], replace(page, error=stage_error(page.page_index, boxes))
             metrics.observe("stage_seconds", time.perf_counter() - start, stage="layout")
         start = time.perf_counter()
-        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-        result = await recognize_page(self.recognizer.recognize.remote, page, boxes or [], options, timeout)
+        result = await recognize_with_retries(self.recognizer.recognize.remote, page, boxes or [], options,
+                                              self.retries, deadline)
         metrics.observe("stage_seconds", time.perf_counter() - start, stage="recognize")
         self._count(result)
         out = encode_page(page, result, options, self.config.ingress.max_output_image_side)
@@ -131,6 +143,23 @@ class DocumentParser:
         tokens = sum(b.num_tokens for b in result.blocks)
         if tokens:
             metrics.count("tokens", tokens)
+
+
+async def _called(call: Awaitable[Any]) -> Any:
+    """A stage call's result, or the exception it raised (as a value, for :class:`Retries`)."""
+    try:
+        return await call
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - judged by the caller (retried, or this page fails)
+        return exc
+
+
+def _failed_kind(result: Any) -> Optional[str]:
+    """The page error kind a stage call's exception stands for (None: it returned)."""
+    if not isinstance(result, BaseException) or isinstance(result, InputError):
+        return None
+    return error_kind(result)
 
 
 def data_info(doc: OpenedDocument | ParsedDocument) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from deployments.datamodel import PageError, PageImage
 from serve_app.bulk.io import read_source
 from serve_app.bulk.items import DocumentDone, DocumentTask, Item, PageTask, decode, encode, to_row
 from serve_app.options import ParseOptions
-from serve_app.pagepath import TRANSIENT, PageText, layout_input, recognize_page
+from serve_app.pagepath import PageText, Retries, layout_input, recognize_with_retries
 
 log = logging.getLogger("serve_app.bulk")
 
@@ -135,7 +135,7 @@ class RecognizeWorker:
         from deployments.recognizer.config import RecognizerConfig
         from deployments.recognizer.recognizer import Recognizer
 
-        self.options, self.retries, self.backoff = options, retries, backoff or [0.0]
+        self.options, self.retries = options, Retries(retries, tuple(backoff))
         self.recognizer = Recognizer(RecognizerConfig(**recognizer))
         self.started: Optional[asyncio.Task] = None  # on the actor's loop, by the first batch
 
@@ -148,12 +148,9 @@ class RecognizeWorker:
         return encode(items)
 
     async def _read(self, task: PageTask) -> None:
-        for attempt in range(self.retries + 1):
-            result = await recognize_page(self.recognizer.recognize, task.page, task.boxes or [], self.options,
-                                          self.options.deadline_s)
-            if result.ok or result.error.kind not in TRANSIENT or attempt == self.retries:
-                break
-            await asyncio.sleep(self.backoff[min(attempt, len(self.backoff) - 1)])
+        deadline = time.monotonic() + self.options.deadline_s if self.options.deadline_s else None
+        result = await recognize_with_retries(self.recognizer.recognize, task.page, task.boxes or [], self.options,
+                                              self.retries, deadline)
         task.result, task.page = result.without_images(), _dropped(task.page)
 
 

@@ -24,7 +24,7 @@ from deployments.renderer import InputError
 from serve_app.config import AppConfig
 from serve_app.jobs.store import ACTIVE, JobFiles, JobRecord, default_root
 from serve_app.options import ParseOptions
-from serve_app.parser import DocumentParser, TooManyPages, data_info
+from serve_app.parser import DocumentParser, StageUnavailable, TooManyPages, data_info
 from serve_app.protocol import InferRequest
 from serve_app.respond import PageOutput, document_entries, finished_page_entry, saved_page_output
 
@@ -232,6 +232,8 @@ class JobManager:
             parsed = await (asyncio.wait_for(run, options.deadline_s) if options.deadline_s else run)
         except (InputError, TooManyPages) as exc:
             return self._finish(record, "failed", 422, str(exc))
+        except StageUnavailable as exc:
+            return self._finish(record, "failed", 503, f"{exc}; submit the job again")
         except asyncio.TimeoutError:
             return self._finish(record, "failed", 504, f"the job was not done within deadlineSeconds "
                                 f"{options.deadline_s:g}; submit it again with a larger deadlineSeconds or without one")

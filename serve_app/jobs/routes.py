@@ -14,7 +14,7 @@ import uuid
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from serve_app.http import ApiError, api, envelope, request_schema
+from serve_app.http import RETRY_AFTER_S, ApiError, api, envelope, request_schema
 from serve_app.jobs.manager import JobError, get_or_create
 from serve_app.protocol import InferRequest
 
@@ -39,7 +39,7 @@ class JobRoutes:
             except (ActorDiedError, ActorUnavailableError):
                 self._manager = None
                 if attempt == 2:
-                    raise ApiError(503, "the job manager is restarting; retry shortly", {"Retry-After": "5"}) from None
+                    raise ApiError(503, "the job manager is restarting; retry shortly", {"Retry-After": RETRY_AFTER_S}) from None
         if isinstance(answer, JobError):
             headers = {"Retry-After": "30"} if answer.status in (429, 507) else None
             raise ApiError(answer.status, answer.message, headers)

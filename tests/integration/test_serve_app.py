@@ -275,31 +275,42 @@ def test_official_client_request_shape(client):
     json.dumps(body)
 
 
-def test_killed_recognizer_replica_fails_cleanly_and_the_server_recovers(client):
+def replica_pid(app: str, deployment: str) -> int:
+    """The process id of the (one) replica of ``deployment`` in application ``app``."""
+    import os
+
     import ray
 
-    def recognizer_actor():
-        names = ray.util.list_named_actors(all_namespaces=True)
-        name = next(a for a in names if "main" in a["name"] and "recognizer" in a["name"] and "REPLICA" in a["name"])
-        return ray.get_actor(name["name"], namespace=name["namespace"])
+    names = ray.util.list_named_actors(all_namespaces=True)
+    actor = next(a for a in names if f"{app}#{deployment}" in a["name"] and "REPLICA" in a["name"])
+    return ray.get(ray.get_actor(actor["name"], namespace=actor["namespace"]).__ray_call__.remote(
+        lambda replica: os.getpid()))
 
+
+def test_killed_recognizer_replica_mid_request_the_request_succeeds_with_every_page(base_url, client):
+    """SIGKILL the recognizer replica while two documents are in flight (one streamed, one whole):
+    the pages it held are retried on the replica Serve starts in its place; every page comes back OK."""
+    import os
+    import signal
+
+    pid = replica_pid("main", "recognizer")
     pool = concurrent.futures.ThreadPoolExecutor(1)
-    future = pool.submit(parse, client, text_pdf(40), visualize=False)
-    time.sleep(3)
-    ray.kill(recognizer_actor(), no_restart=False)
-    response = future.result(timeout=300)
-    body = response.json()
-    if response.status_code == 200:  # pages read by the dead replica are reported, not dropped
-        entries = body["result"]["layoutParsingResults"]
-        assert len(entries) == 40
-        failed = [e for e in entries if e["status"] == "failed"]
-        assert all(e["error"]["message"] for e in failed)
-    else:
-        assert body["errorCode"] == response.status_code >= 500
-    deadline = time.monotonic() + 120
-    while client.get("/health/ready").json()["errorCode"] != 0 and time.monotonic() < deadline:
-        time.sleep(2)
-    ok(parse(client, text_pdf(1), visualize=False))
+    whole = pool.submit(parse, client, text_pdf(24, "Whole {n}."), visualize=False)
+    body = {"file": B64(text_pdf(24, "Streamed {n}.")), "visualize": False}
+    events = []
+    with client.stream("POST", "/layout-parsing", json=body, headers={"Accept": "application/x-ndjson"}) as stream:
+        for line in stream.iter_lines():
+            events.append(json.loads(line))
+            if events[-1]["event"] == "page" and len(events) == 2:  # the replica has read a page: kill it
+                os.kill(pid, signal.SIGKILL)
+    pages = [e["result"] for e in events if e["event"] == "page"]
+    assert events[-1]["event"] == "done" and events[-1]["result"]["failedPages"] == [], events[-1]
+    assert len(pages) == 24 and all(p["status"] == "ok" for p in pages)
+    assert "Streamed 24." in pages[-1]["markdown"]["text"]
+    entries = ok(whole.result(timeout=1800))["layoutParsingResults"]
+    assert len(entries) == 24 and all(e["status"] == "ok" for e in entries)
+    assert replica_pid("main", "recognizer") != pid
+    assert client.get("/health/ready").json()["errorCode"] == 0
 
 
 def test_bulk_serve_worker_sends_documents_to_the_running_application(base_url, tmp_path):

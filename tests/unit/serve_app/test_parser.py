@@ -17,7 +17,7 @@ from deployments.renderer import InputError, RendererConfig
 from documents import corrupt_pdf, text_pdf
 from serve_app.config import AppConfig
 from serve_app.options import ParseOptions
-from serve_app.parser import DocumentParser, TooManyPages, data_info
+from serve_app.parser import DocumentParser, StageUnavailable, TooManyPages, data_info
 from serve_app.respond import document_entries
 from serve_app.stages import RenderStage
 
@@ -135,3 +135,70 @@ def test_restructure_and_markdown_options_shape_the_entries():
     entries = document_entries(asyncio.run(p.parse(text_pdf(2), "pdf", options, "log")).pages, options)
     assert [b["global_block_id"] for e in entries for b in e["prunedResult"]["parsing_res_list"]] == [0, 1]
     assert all(e["markdown"]["images"] is None for e in entries)
+
+
+class Dying(Handle):
+    """A handle whose first ``times`` calls of ``method`` fail as a Serve handle's do when the replica
+    serving them dies (Ray's ActorDiedError); later calls reach the stage."""
+
+    def __init__(self, target, method, times):
+        super().__init__(target)
+        self.method, self.left, self.calls = method, times, 0
+
+    def __getattr__(self, name):
+        inner = super().__getattr__(name)
+        if name != self.method:
+            return inner
+
+        async def remote(*args, **kwargs):
+            from ray.exceptions import ActorDiedError
+
+            self.calls += 1
+            if self.left > 0:
+                self.left -= 1
+                raise ActorDiedError()
+            return await inner.remote(*args, **kwargs)
+
+        return SimpleNamespace(remote=remote)
+
+
+RETRYING = AppConfig(ingress={"retry_backoff_s": [0.0], "page_retries": 2})
+
+
+@pytest.mark.parametrize("stage, method", [("renderer", "render"), ("renderer", "inspect"), ("layout", "detect"),
+                                           ("recognizer", "recognize")])
+def test_pages_lost_with_a_replica_are_retried_and_come_back_whole(stage, method):
+    p, _, _ = parser(RETRYING)
+    setattr(p, stage, Dying(getattr(p, stage).target, method, times=2))
+    doc = parse(p, text_pdf(3), visualize=False)
+    assert [out.result.page_index for out in doc.pages] == [0, 1, 2] and all(out.result.ok for out in doc.pages)
+    assert getattr(p, stage).left == 0
+
+
+def test_a_replica_lost_past_the_retries_fails_its_pages_as_replica_lost_and_page_errors_are_not_retried():
+    p, _, _ = parser(RETRYING)
+    p.recognizer = Dying(p.recognizer.target, "recognize", times=100)
+    doc = parse(p, text_pdf(2), visualize=False)
+    assert [out.result.error.kind for out in doc.pages] == ["replica_lost", "replica_lost"]
+    assert p.recognizer.calls == 2 * 3 and "retry the document" in doc.pages[0].result.error.message
+    p, layout, _ = parser(RETRYING, broken=0)  # a page's own failure: once, not again
+    doc = parse(p, text_pdf(1), visualize=False)
+    assert doc.pages[0].result.error.kind == "internal_error" and len(layout.options) == 1
+    p, _, _ = parser(RETRYING)
+    p.renderer = Dying(p.renderer.target, "inspect", times=100)
+    with pytest.raises(StageUnavailable, match="renderer is unavailable"):
+        parse(p, text_pdf(1))
+
+
+def test_retries_stop_at_the_deadline():
+    from serve_app.pagepath import Retries
+
+    calls = []
+
+    async def attempt():
+        calls.append(time.monotonic())
+        return "replica_lost"
+
+    result = asyncio.run(Retries(5, (10.0,)).run(attempt, lambda r: r, deadline=time.monotonic() + 1))
+    assert result == "replica_lost" and len(calls) == 1  # the next try would start past the deadline
+    assert asyncio.run(Retries(2, ()).run(attempt, lambda r: r)) == "replica_lost" and len(calls) == 4
