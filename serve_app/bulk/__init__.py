@@ -7,12 +7,13 @@ Input: a directory, a glob (``dir/**/*.pdf``), a manifest (``.txt`` lines, ``.js
 ``path``, ``.parquet`` with a ``path`` column; paths or http(s) URLs), local or any filesystem
 pyarrow reads (s3://, gs://). Ray Data streams pages through rendering tasks (CPU), a layout actor
 pool and a recognition actor pool (GPU, in-process engine), or through a running Serve application
-with ``--serve-url``. The driver reassembles documents and writes Parquet shards atomically; a
-re-submitted job skips documents already written with the same content hash and config fingerprint.
+with ``--serve-url``. The driver reassembles documents and commits each one as it finishes (then
+compacts them into Parquet shards); a re-submitted job, even after the driver was killed, skips
+documents already written with the same content hash and config fingerprint.
 """
 
 from serve_app.bulk.config import BulkConfig, parse_args
 from serve_app.bulk.driver import main, run
-from serve_app.bulk.io import completed, list_inputs, write_shard
+from serve_app.bulk.io import Output, list_inputs
 
-__all__ = ["BulkConfig", "completed", "list_inputs", "main", "parse_args", "run", "write_shard"]
+__all__ = ["BulkConfig", "Output", "list_inputs", "main", "parse_args", "run"]

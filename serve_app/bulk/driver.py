@@ -12,7 +12,7 @@ import time
 
 from serve_app.bulk.collect import Collector, Progress
 from serve_app.bulk.config import BulkConfig, parse_args
-from serve_app.bulk.io import completed, list_inputs, write_shard, write_summary
+from serve_app.bulk.io import Output, list_inputs
 from serve_app.bulk.items import from_row
 from serve_app.bulk.workers import LayoutWorker, RecognizeWorker, ServeWorker, render_document
 from serve_app.options import OptionError
@@ -28,7 +28,11 @@ def run(config: BulkConfig) -> int:
         raise SystemExit(f"[bulk] bad document option: {exc}") from None
     fingerprint = config.fingerprint()
     sources = list_inputs(config.input)
-    done = completed(config.output, fingerprint, config.retry_failed)
+    output = Output(config.output, config.markdown_files, config.jsonl)
+    recovered = output.recover()
+    if recovered:
+        print(f"[bulk] {recovered} documents committed by an interrupted run compacted into a shard", flush=True)
+    done = output.completed(fingerprint, config.retry_failed)
     if config.skip_by == "source":
         items = [{"source": s, "done_hash": ""} for s in sources if s not in done]
     else:
@@ -36,12 +40,12 @@ def run(config: BulkConfig) -> int:
     progress = Progress(len(sources), len(sources) - len(items), config.progress_every_s)
     print(f"[bulk] {len(sources)} documents, {len(done)} written earlier with fingerprint {fingerprint} "
           f"(skipped by {config.skip_by})", flush=True)
-    status = _stream(config, app, options, fingerprint, items, progress) if items else "ok"
+    status = _stream(config, app, options, fingerprint, items, progress, output) if items else "ok"
     summary = progress.summary()
     if status == "ok" and progress.failure_rate() > config.max_doc_error_rate:
         status = "failed"
     summary["job_status"] = status
-    write_summary(config.output, summary)
+    output.write_summary(summary)
     print("[bulk] summary " + json.dumps(summary), flush=True)
     return 0 if status == "ok" else 1
 
@@ -76,7 +80,10 @@ def _resources(stage) -> dict:
     return {"num_cpus": stage.num_cpus, **({"num_gpus": stage.num_gpus} if stage.num_gpus else {})}
 
 
-def _stream(config: BulkConfig, app, options, fingerprint: str, items: list[dict], progress: Progress) -> str:
+def _stream(config: BulkConfig, app, options, fingerprint: str, items: list[dict], progress: Progress,
+            output: Output) -> str:
+    """Documents as they complete: each committed on its own before it counts as done, then compacted
+    into a shard every ``shard_size`` documents or ``flush_every_s`` seconds."""
     collector = Collector(fingerprint, options, config.max_page_error_rate)
     buffer: list[dict] = []
     last_flush, status = time.monotonic(), "ok"
@@ -85,11 +92,12 @@ def _stream(config: BulkConfig, app, options, fingerprint: str, items: list[dict
             row = collector.add(from_row(item))
             if row is None:
                 continue
-            progress.add(row)
             if row["status"] != "skipped":
+                output.commit(row)
                 buffer.append(row)
+            progress.add(row)
             if len(buffer) >= config.shard_size or time.monotonic() - last_flush >= config.flush_every_s:
-                write_shard(config.output, buffer, config.markdown_files, config.jsonl)
+                output.compact(buffer)
                 buffer, last_flush = [], time.monotonic()
             if progress.documents >= config.abort_after and progress.failure_rate() > config.max_doc_error_rate:
                 print(f"[bulk] stopping: {progress.failure_rate():.0%} of {progress.documents} documents failed "
@@ -100,8 +108,7 @@ def _stream(config: BulkConfig, app, options, fingerprint: str, items: list[dict
         print("[bulk] stopped; documents in flight are parsed again by the next run", flush=True)
         status = "stopped"
     finally:
-        if buffer:
-            write_shard(config.output, buffer, config.markdown_files, config.jsonl)
+        output.compact(buffer)
     return status
 
 

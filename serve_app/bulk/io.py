@@ -1,10 +1,27 @@
 """Where bulk documents come from and where their rows go: local paths or any filesystem pyarrow
-reads (s3://, gs://), http(s) URLs in manifests, Parquet shards written atomically."""
+reads (s3://, gs://), http(s) URLs in manifests; each finished document committed on its own, then
+compacted into Parquet shards.
+
+Output layout::
+
+    <output>/_pending/<key>.json       one finished document, committed before it counts as done
+    <output>/parquet/part-….parquet    shards compacted from those (then the pending files go)
+    <output>/jsonl/part-….jsonl        the same rows, with --jsonl
+    <output>/markdown/<doc_id>.md      with --markdown-files, at commit
+    <output>/_SUMMARY.json
+
+A driver killed at any moment leaves each finished document in a shard or a pending file (or in
+both, when it died between writing a shard and deleting what it compacted); the next run's
+:func:`recover` compacts the pending files a shard does not already hold, so nothing is lost and
+nothing written twice.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -70,54 +87,103 @@ def _manifest(fs: pafs.FileSystem, path: str) -> list[str]:
     return lines
 
 
-def completed(output: str, fingerprint: str, retry_failed: bool = False) -> dict[str, str]:
-    """source → content hash of its newest row written by a run with the same fingerprint
-    (failed documents left out with ``retry_failed``)."""
-    fs, path = filesystem(output)
-    path += "/parquet"
-    if fs.get_file_info(path).type != pafs.FileType.Directory:
-        return {}
-    parts = sorted(f.path for f in fs.get_file_info(pafs.FileSelector(path)) if f.path.endswith(".parquet"))
-    newest: dict[str, tuple[str, str, str]] = {}
-    for part in parts:
-        table = pq.read_table(part, filesystem=fs, columns=["source", "doc_id", "fingerprint", "status", "finished_at"])
-        for source, doc_id, fp, status, at in zip(*(table.column(c).to_pylist() for c in table.column_names)):
-            if fp == fingerprint and (source not in newest or at >= newest[source][2]):
-                newest[source] = (doc_id, status, at)
-    return {s: d for s, (d, status, _) in newest.items() if not (retry_failed and status == "failed")}
+class Output:
+    """A bulk job's output directory (or URI): commits finished documents, compacts them into
+    shards, recovers what a killed driver left, and answers which documents are done."""
 
+    def __init__(self, uri: str, markdown_files: bool = False, jsonl: bool = False):
+        self.fs, self.path = filesystem(uri)
+        self.markdown_files, self.jsonl = markdown_files, jsonl
+        self.pending = f"{self.path}/_pending"
 
-def write_shard(output: str, rows: list[dict], markdown_files: bool = False, jsonl: bool = False) -> str:
-    """Write one shard atomically (temporary name, then a move) as ``parquet/part-….parquet``, and
-    optionally ``jsonl/part-….jsonl`` and ``markdown/<doc_id>.md``. The Parquet file is moved last:
-    a document counts as done once it is in a Parquet shard."""
-    fs, path = filesystem(output)
-    for sub in ("parquet", "jsonl" if jsonl else None, "markdown" if markdown_files else None):
-        if sub:
-            fs.create_dir(f"{path}/{sub}", recursive=True)
-    name = f"part-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    if markdown_files:
+    def commit(self, row: dict) -> None:
+        """One finished document, durably (written, synced on a local disk, then renamed into
+        place): from here on a killed driver does not parse it again."""
+        self.fs.create_dir(self.pending, recursive=True)
+        if self.markdown_files and row["doc_id"] and row["status"] != "failed":
+            self.fs.create_dir(f"{self.path}/markdown", recursive=True)
+            _atomic(self.fs, f"{self.path}/markdown/{row['doc_id']}.md", "\n\n".join(row["markdown"] or []).encode())
+        _atomic(self.fs, self._pending_file(row), json.dumps(row, ensure_ascii=False).encode())
+
+    def compact(self, rows: list[dict]) -> None:
+        """Committed documents into one shard, then their pending files removed."""
+        if not rows:
+            return
+        self.write_shard(rows)
         for row in rows:
-            if row["doc_id"] and row["status"] != "failed":
-                _atomic(fs, f"{path}/markdown/{row['doc_id']}.md", "\n\n".join(row["markdown"] or []).encode())
-    if jsonl:
-        _atomic(fs, f"{path}/jsonl/{name}.jsonl",
-                "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode())
-    tmp = f"{path}/parquet/.{name}.parquet.tmp"
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp, filesystem=fs)
-    fs.move(tmp, f"{path}/parquet/{name}.parquet")
-    return f"{name}.parquet"
+            try:
+                self.fs.delete_file(self._pending_file(row))
+            except FileNotFoundError:
+                pass
+
+    def recover(self) -> int:
+        """Compact what a killed driver committed but did not compact (pending files a shard
+        already holds, by source and finish time, are only removed); returns the documents recovered."""
+        if self.fs.get_file_info(self.pending).type != pafs.FileType.Directory:
+            return 0
+        files = [f.path for f in self.fs.get_file_info(pafs.FileSelector(self.pending)) if f.path.endswith(".json")]
+        rows = []
+        for name in files:
+            with self.fs.open_input_stream(name) as stream:
+                rows.append(json.loads(stream.read()))
+        written = {(r["source"], r["finished_at"]) for r in self._shard_rows(["source", "finished_at"])}
+        fresh = [r for r in rows if (r["source"], r["finished_at"]) not in written]
+        if fresh:
+            self.write_shard(fresh)
+        for name in files:
+            self.fs.delete_file(name)
+        return len(fresh)
+
+    def completed(self, fingerprint: str, retry_failed: bool = False) -> dict[str, str]:
+        """source → content hash of its newest row written by a run with the same fingerprint
+        (failed documents left out with ``retry_failed``)."""
+        newest: dict[str, tuple[str, str, str]] = {}
+        for row in self._shard_rows(["source", "doc_id", "fingerprint", "status", "finished_at"]):
+            source, at = row["source"], row["finished_at"]
+            if row["fingerprint"] == fingerprint and (source not in newest or at >= newest[source][2]):
+                newest[source] = (row["doc_id"], row["status"], at)
+        return {s: d for s, (d, status, _) in newest.items() if not (retry_failed and status == "failed")}
+
+    def write_shard(self, rows: list[dict]) -> str:
+        """One shard, atomically (temporary name, then a move): ``parquet/part-….parquet``, and
+        ``jsonl/part-….jsonl`` with ``jsonl`` (written first: the Parquet shard is what counts)."""
+        name = f"part-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        if self.jsonl:
+            self.fs.create_dir(f"{self.path}/jsonl", recursive=True)
+            _atomic(self.fs, f"{self.path}/jsonl/{name}.jsonl",
+                    "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode())
+        self.fs.create_dir(f"{self.path}/parquet", recursive=True)
+        tmp = f"{self.path}/parquet/.{name}.parquet.tmp"
+        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp, filesystem=self.fs)
+        self.fs.move(tmp, f"{self.path}/parquet/{name}.parquet")
+        return f"{name}.parquet"
+
+    def write_summary(self, summary: dict) -> None:
+        self.fs.create_dir(self.path, recursive=True)
+        _atomic(self.fs, f"{self.path}/_SUMMARY.json", json.dumps(summary, indent=2).encode())
+
+    def _pending_file(self, row: dict) -> str:
+        return f"{self.pending}/{hashlib.sha256(row['source'].encode()).hexdigest()[:32]}.json"
+
+    def _shard_rows(self, columns: list[str]) -> list[dict]:
+        path = f"{self.path}/parquet"
+        if self.fs.get_file_info(path).type != pafs.FileType.Directory:
+            return []
+        parts = sorted(f.path for f in self.fs.get_file_info(pafs.FileSelector(path)) if f.path.endswith(".parquet"))
+        return [row for part in parts for row in pq.read_table(part, filesystem=self.fs, columns=columns).to_pylist()]
 
 
 def _atomic(fs: pafs.FileSystem, target: str, data: bytes) -> None:
+    """``data`` at ``target`` all or nothing: a temporary file (synced on a local disk), then a move."""
     tmp = target.rsplit("/", 1)
     tmp = f"{tmp[0]}/.{tmp[1]}.tmp"
+    if isinstance(fs, pafs.LocalFileSystem):
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+        return
     with fs.open_output_stream(tmp) as out:
         out.write(data)
     fs.move(tmp, target)
-
-
-def write_summary(output: str, summary: dict) -> None:
-    fs, path = filesystem(output)
-    fs.create_dir(path, recursive=True)
-    _atomic(fs, f"{path}/_SUMMARY.json", json.dumps(summary, indent=2).encode())
