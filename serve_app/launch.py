@@ -31,6 +31,7 @@ import yaml
 
 SHM = "/dev/shm"
 MIN_SHM = 1024**3
+PROXY_CALLBACK = "serve_app.proxy:middlewares"  # Serve's proxy answers for a lost API replica
 
 
 def init_local_ray(loopback: bool = True, **kwargs) -> None:
@@ -49,6 +50,7 @@ def init_local_ray(loopback: bool = True, **kwargs) -> None:
 def ray_environment(loopback: bool = True) -> None:
     """The environment Ray reads when it is first imported (see ``init_local_ray``)."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", PROXY_CALLBACK)  # serve_app/proxy.py
     if loopback:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
