@@ -6,10 +6,17 @@ resident memory of the driver and of the Ray worker processes (engine processes 
 0.25 s: flat is the goal. Single-node Ray on 127.0.0.1, the CPUs of this machine.
 
     .venv/bin/python benchmarks/bulk_throughput.py --setup tiny|lite [--pages 500] [--memory 100,1000]
+    .venv/bin/python benchmarks/bulk_throughput.py --setup simulated --pages 10000 [--profile rtx5090]
 
 Setups as in serve_throughput.py: ``lite`` (PP-Layout CDLA + PP-OCRv6 on CPU), ``tiny`` (tiny
 PP-DocLayoutV2 on transformers + tiny PaddleOCR-VL on vLLM's CPU build, 32 new tokens per block).
 Prints the figures and writes benchmarks/results/bulk_throughput_<setup>.json.
+
+``simulated`` (the simulated engines, figures labelled "simulated <profile>") is the long run: the
+job at 1,000 and at ``--pages`` pages with peak memory of the driver and of every worker; then a
+driver (``python -m serve_app.bulk`` against this benchmark's Ray) SIGKILLed when a random number
+of documents is committed, and resubmitted: documents lost, written twice, and parsed again although
+committed; and what one document's commit costs. Writes benchmarks/results/bulk_10k.json.
 """
 
 from __future__ import annotations
@@ -47,10 +54,11 @@ class PeakMemory:
     """Peak memory of this process (the driver) and of its descendant Ray worker processes (actors,
     tasks and the engine processes they start), sampled. PSS: shared pages (the object store that
     workers map, shared libraries) are split between the processes that map them, so the total
-    counts them once."""
+    counts them once. ``by_name``: the peak of each kind of worker (its process title)."""
 
     def __init__(self, every_s: float = 0.5):
         self.every_s, self.driver, self.workers, self.largest, self.largest_name = every_s, 0, 0, 0, ""
+        self.by_name: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -75,6 +83,9 @@ class PeakMemory:
                     continue
             self.workers = max(self.workers, sum(size for size, _ in sizes))
             self.largest, self.largest_name = max([(self.largest, self.largest_name), *sizes])
+            for size, name in sizes:
+                if not name.startswith("ray::IDLE"):
+                    self.by_name[name] = max(self.by_name.get(name, 0), size)
 
 
 def steady_rate(output: Path) -> float:
@@ -88,11 +99,12 @@ def steady_rate(output: Path) -> float:
     return sum(r["page_count"] for r in rows[1:]) / max(span.total_seconds(), 1e-9)
 
 
-def bulk(input_dir: Path, output: Path, app: dict) -> tuple[float, int, PeakMemory]:
+def bulk(input_dir: Path, output: Path, app: dict, **settings) -> tuple[float, int, PeakMemory]:
     from serve_app.bulk import BulkConfig, run
 
-    config = BulkConfig(input=str(input_dir), output=str(output), app=app, render_num_cpus=0.5, recognize_batch=32,
-                        shard_size=16, progress_every_s=30)
+    config = BulkConfig(input=str(input_dir), output=str(output), app=app,
+                        **{"render_num_cpus": 0.5, "recognize_batch": 32, "shard_size": 16, "progress_every_s": 30,
+                           **settings})
     with PeakMemory() as memory:
         start = time.perf_counter()
         code = run(config)
@@ -104,11 +116,17 @@ def bulk(input_dir: Path, output: Path, app: dict) -> tuple[float, int, PeakMemo
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--setup", choices=["lite", "tiny"], default="tiny")
+    parser.add_argument("--setup", choices=["lite", "tiny", "simulated"], default="tiny")
+    parser.add_argument("--profile", default="rtx5090", help="With --setup simulated: the simulated card")
+    parser.add_argument("--seed", type=int, default=None, help="With --setup simulated: the kill moment's seed")
     parser.add_argument("--pages", type=int, default=500)
     parser.add_argument("--memory", default="", help="Corpus sizes for the memory runs, e.g. 100,1000")
     parser.add_argument("--skip-loop", action="store_true", help="Leave out the plain-loop baseline.")
     args = parser.parse_args()
+    if args.setup == "simulated":
+        from bulk_long import long_run
+
+        return long_run(args.pages, args.profile, args.seed)
     from serve_app.launch import init_local_ray
 
     tmp = Path(tempfile.mkdtemp(prefix="bulk-bench-"))

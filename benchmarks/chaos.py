@@ -36,19 +36,20 @@ APP = "chaos"
 STAGES = ("renderer", "layout", "recognizer", "ingress")
 
 
-def app_config(profile: str, ingress_replicas: int) -> dict:
+def app_config(profile: str, ingress_replicas: int = 1) -> dict:
+    """The simulated stages, every other setting the default (``visualize`` off)."""
     return {"name": APP, "layout": {"backend": "simulated", "simulated_gpu": profile},
             "recognizer": {"engine": "simulated", "simulated_gpu": profile}, "ingress": {"visualize": False},
             "deployments": {"ingress": {"num_replicas": ingress_replicas}}}
 
 
-def replica_pids(deployment: str) -> list[int]:
+def replica_pids(deployment: str, app: str = APP) -> list[int]:
     """Process ids of the live replicas of ``deployment`` (a dead one does not answer in 5 s)."""
     import ray
 
     pids = []
     for actor in ray.util.list_named_actors(all_namespaces=True):
-        if not actor["name"].startswith(f"SERVE_REPLICA::{APP}#{deployment}#"):
+        if not actor["name"].startswith(f"SERVE_REPLICA::{app}#{deployment}#"):
             continue
         try:
             handle = ray.get_actor(actor["name"], namespace=actor["namespace"])
