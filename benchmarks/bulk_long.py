@@ -93,6 +93,80 @@ def sigkill_and_resubmit(tmp: Path, app: dict, seed: int) -> dict:
     return row
 
 
+def node_loss(tmp: Path, app: dict) -> dict:
+    """A job on a two-node Ray cluster of its own (tests/ray_cluster.py, 127.0.0.1) whose second node
+    is killed (SIGKILL to its raylet and every process under it) while it runs pipeline workers:
+    Ray Data restarts their actors and retries their tasks on the head; the job must complete with
+    every document once."""
+    import socket
+
+    import psutil
+    import pyarrow.parquet as pq
+    import yaml
+
+    from ray_cluster import LocalCluster
+
+    def port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    def pipeline_workers(pid: int) -> list[str]:
+        names = []
+        for proc in psutil.Process(pid).children(recursive=True):
+            try:
+                title = proc.cmdline()[0] if proc.cmdline() else ""
+            except psutil.Error:
+                continue
+            if title.startswith("ray::") and not title.startswith(("ray::IDLE", "ray::_StatsActor")):
+                names.append(title.split(" ")[0])
+        return names
+
+    corpus(tmp / "corpus-node", KILL_PAGES)
+    (tmp / "app.yaml").write_text(yaml.safe_dump(app))
+    output = tmp / "out-node"
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp")), port(), port())
+    cluster.start(head_cpus=8, node_cpus=8, object_store_mb=1000)
+    try:
+        node = cluster.procs[1]
+        command = [sys.executable, "-m", "serve_app.bulk", "--input", str(tmp / "corpus-node"), "--output", str(output),
+                   "--config", str(tmp / "app.yaml"), "--render-num-cpus", "0.25", "--recognize-batch", "64",
+                   "--layout-workers", "2", "--recognize-workers", "2", "--shard-size", "8", "--progress-every-s", "120"]
+        job = subprocess.Popen(command, env={**os.environ, "RAY_ADDRESS": cluster.address}, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        began = time.monotonic()
+        while job.poll() is None and not (pipeline_workers(node.pid) and len(committed_sources(output)) >= 2):
+            time.sleep(0.2)
+        running = pipeline_workers(node.pid)
+        at_kill, killed_at_s = len(committed_sources(output)), round(time.monotonic() - began, 1)
+        for proc in psutil.Process(node.pid).children(recursive=True):
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        node.kill()
+        node.wait()
+        try:
+            logs, _ = job.communicate(timeout=1800)
+        except subprocess.TimeoutExpired:
+            job.kill()
+            logs, _ = job.communicate()
+    finally:
+        cluster.stop()
+    sources = pq.read_table(output / "parquet", columns=["source"]).column("source").to_pylist() \
+        if (output / "parquet").exists() else []
+    expected = {str(p) for p in (tmp / "corpus-node").iterdir()}
+    row = {"documents": len(expected), "killed_after_s": killed_at_s, "committed_at_kill": at_kill,
+           "workers_on_the_killed_node": sorted(set(running)), "job_exit_code": job.returncode,
+           "completed": job.returncode == 0, "lost": len(expected - set(sources)),
+           "duplicated": len(sources) - len(set(sources)), "seconds": round(time.monotonic() - began, 1)}
+    if job.returncode != 0:
+        row["log_tail"] = logs[-2000:]
+    print(f"  node killed after {killed_at_s} s ({at_kill} documents committed; it ran {row['workers_on_the_killed_node']}):"
+          f" job exit {job.returncode}, lost {row['lost']}, duplicated {row['duplicated']}", flush=True)
+    return row
+
+
 def commit_cost(tmp: Path) -> dict:
     """One document's commit (a JSON file written, synced, renamed) and its share of compaction,
     on rows of the 1,000-page run (10-page documents)."""
@@ -129,6 +203,7 @@ def long_run(pages: int, profile: str, seed: int | None) -> int:
     kill = sigkill_and_resubmit(tmp, app, seed)
     ray.shutdown()
     cost = commit_cost(tmp)
+    node = node_loss(tmp, app)
 
     def ratio(a: int, b: int) -> float:
         return round(b / a, 3) if a else float("nan")
@@ -141,14 +216,15 @@ def long_run(pages: int, profile: str, seed: int | None) -> int:
     report = {"label": label, "profile": profile, "machine_cpus": len(os.sched_getaffinity(0)),
               "pages_per_document": PAGES_PER_DOC, "settings": SETTINGS, "memory_1k": small, "memory_large": large,
               "memory_ratios_large_vs_1k": ratios, "memory_ratio_10k_vs_1k": worst,
-              "memory_within_10pct": abs(worst - 1) <= 0.10, **kill, "commit_cost": cost}
+              "memory_within_10pct": abs(worst - 1) <= 0.10, **kill, "commit_cost": cost, "worker_node_killed": node}
     print(f"\n{label}: peak memory at {large['pages']:,} pages over 1,000 pages (driver, all workers, each kind):")
     for name, r in ratios.items():
         print(f"  {name:<56}{r:>7.3f}")
     print(f"worst {worst} ({'within' if report['memory_within_10pct'] else 'outside'} ±10 %); "
           f"SIGKILL: lost {kill['sigkill_lost']}, duplicated {kill['sigkill_duplicated']}, committed but redone "
           f"{kill['committed_redone']}; commit {cost['commit_ms_per_document']} ms a document "
-          f"(+{cost['compaction_ms_per_document']} ms compaction)")
+          f"(+{cost['compaction_ms_per_document']} ms compaction); worker node killed mid-job: job "
+          f"{'completed' if node['completed'] else 'FAILED'}, lost {node['lost']}, duplicated {node['duplicated']}")
     out = ROOT / "benchmarks" / "results" / "bulk_10k.json"
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")

@@ -46,16 +46,17 @@ class Retries:
                   deadline: Optional[float] = None) -> T:
         """``attempt()`` until ``kind(result)`` is not one of ``kinds``, the retries are spent or the
         next one would start past ``deadline`` (``time.monotonic``); the last result is returned."""
-        for n in range(self.count + 1):
+        tried = 0
+        while True:
             result = await attempt()
-            if kind(result) not in self.kinds or n == self.count:
+            if kind(result) not in self.kinds or tried == self.count:
                 return result
-            wait = self.backoff_s[min(n, len(self.backoff_s) - 1)] if self.backoff_s else 0.0
+            wait = self.backoff_s[min(tried, len(self.backoff_s) - 1)] if self.backoff_s else 0.0
             if deadline is not None and time.monotonic() + wait >= deadline:
                 return result
-            log.warning("retrying after %s (attempt %d of %d, in %.1f s)", kind(result), n + 2, self.count + 1, wait)
+            tried += 1
+            log.warning("retrying after %s (try %d of %d, in %.1f s)", kind(result), tried + 1, self.count + 1, wait)
             await asyncio.sleep(wait)
-        raise AssertionError("unreachable")
 
 
 @dataclass(slots=True)
