@@ -78,7 +78,8 @@ class PeakMemory:
             for proc in me.children(recursive=True):
                 try:
                     if any(p.name().startswith("ray::") for p in (proc, *proc.parents())):
-                        sizes.append((proc.memory_full_info().pss, proc.name()))
+                        # the title without the method Ray appends while one runs (``.submit``)
+                        sizes.append((proc.memory_full_info().pss, proc.name().split(" ")[0].split(".")[0]))
                 except psutil.Error:
                     continue
             self.workers = max(self.workers, sum(size for size, _ in sizes))
