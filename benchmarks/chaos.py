@@ -9,7 +9,8 @@ the client's timeout, which is longer than the request's own deadline). Per stag
 
     .venv/bin/python benchmarks/chaos.py [--profile rtx5090] [--clients 16] [--requests-per-phase 24]
 
-Writes benchmarks/results/chaos.json (``lost_requests``, ``hung_requests``, per-stage recovery);
+Writes benchmarks/results/chaos.json (``chaos_<clients>.json`` for other than 16 clients;
+``lost_requests``, ``hung_requests``, per-stage recovery);
 figures are "simulated <profile>". Bounded: a fixed number of requests per phase, loopback only.
 """
 
@@ -224,7 +225,7 @@ def main(argv=None) -> int:
         print(f"{kill['stage']:<14}{kill['requests_in_flight']:>10}{str(kill['ready_after_s']):>15}"
               f"{str(kill['replaced_after_s']):>18}  {kill['answers_of_requests_in_flight']}")
     print(f"lost requests {report['lost_requests']}, hung requests {report['hung_requests']}")
-    out = ROOT / "benchmarks" / "results" / "chaos.json"
+    out = ROOT / "benchmarks" / "results" / ("chaos.json" if args.clients == 16 else f"chaos_{args.clients}.json")
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
     return 0
