@@ -15,14 +15,10 @@ from collections import Counter
 from pathlib import Path
 
 from bulk_throughput import PAGES_PER_DOC, ROOT, bulk, corpus
+from gpu_regime import app_config as simulated_app
 
 SETTINGS = {"render_num_cpus": 0.25, "recognize_batch": 64, "shard_size": 64, "progress_every_s": 120}
 KILL_PAGES = 300
-
-
-def simulated_app(profile: str) -> dict:
-    return {"layout": {"backend": "simulated", "simulated_gpu": profile},
-            "recognizer": {"engine": "simulated", "simulated_gpu": profile}}
 
 
 def memory_at(tmp: Path, pages: int, app: dict) -> dict:

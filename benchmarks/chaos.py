@@ -38,9 +38,10 @@ STAGES = ("renderer", "layout", "recognizer", "ingress")
 
 
 def app_config(profile: str, ingress_replicas: int = 1) -> dict:
-    """The simulated stages, every other setting the default (``visualize`` off)."""
-    return {"name": APP, "layout": {"backend": "simulated", "simulated_gpu": profile},
-            "recognizer": {"engine": "simulated", "simulated_gpu": profile}, "ingress": {"visualize": False},
+    """gpu_regime's simulated stages (``visualize`` off), with ``ingress_replicas`` API replicas."""
+    import gpu_regime
+
+    return {**gpu_regime.app_config(profile), "name": APP,
             "deployments": {"ingress": {"num_replicas": ingress_replicas}}}
 
 

@@ -12,8 +12,8 @@ Output layout::
 
 A driver killed at any moment leaves each finished document in a shard or a pending file (or in
 both, when it died between writing a shard and deleting what it compacted); the next run's
-:func:`recover` compacts the pending files a shard does not already hold, so nothing is lost and
-nothing written twice.
+:meth:`Output.recover` compacts the pending files a shard does not already hold, so nothing is lost
+and nothing is written twice.
 """
 
 from __future__ import annotations
