@@ -3,6 +3,7 @@ shards, prints progress and the summary, and decides the exit status."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -93,12 +94,14 @@ def _stream(config: BulkConfig, app, options, fingerprint: str, items: list[dict
             if row is None:
                 continue
             if row["status"] != "skipped":
-                output.commit(row)
-                buffer.append(row)
+                with _uninterrupted():  # committed and in the buffer, or neither
+                    output.commit(row)
+                    buffer.append(row)
             progress.add(row)
             if len(buffer) >= config.shard_size or time.monotonic() - last_flush >= config.flush_every_s:
-                output.compact(buffer)
-                buffer, last_flush = [], time.monotonic()
+                with _uninterrupted():  # compacted and the buffer emptied, or neither
+                    output.compact(buffer)
+                    buffer, last_flush = [], time.monotonic()
             if progress.documents >= config.abort_after and progress.failure_rate() > config.max_doc_error_rate:
                 print(f"[bulk] stopping: {progress.failure_rate():.0%} of {progress.documents} documents failed "
                       f"(max_doc_error_rate {config.max_doc_error_rate}); see failures_by_kind", flush=True)
@@ -108,18 +111,43 @@ def _stream(config: BulkConfig, app, options, fingerprint: str, items: list[dict
         print("[bulk] stopped; documents in flight are parsed again by the next run", flush=True)
         status = "stopped"
     finally:
+        _Stop.critical = True  # a second signal waits: the last documents are compacted first
         output.compact(buffer)
     return status
 
 
+class _Stop:
+    """SIGTERM (``ray job stop``) and Ctrl-C end the run with a KeyboardInterrupt, but never inside
+    a commit or a compaction: one that arrives there is raised when it is done."""
+
+    critical = False
+    requested = False
+
+
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    if _Stop.critical:
+        _Stop.requested = True
+    else:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _uninterrupted():
+    _Stop.critical = True
+    try:
+        yield
+    finally:
+        _Stop.critical = False
+    if _Stop.requested:
+        _Stop.requested = False
+        raise KeyboardInterrupt
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = parse_args(argv, description=(sys.modules["serve_app.bulk"].__doc__ or "").split("\n\n")[0])
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     if os.environ.get("RAY_ADDRESS"):  # inside `ray job submit`, or pointed at a cluster
         import ray
 
