@@ -61,8 +61,8 @@ class IngressConfig(BaseModel):
     url_max_mb: float = Field(200, gt=0, description="Largest download for `file` URLs.")
     allow_private_urls: bool = Field(False, description="Allow URLs on loopback/private addresses (off: SSRF guard).")
     max_output_image_side: int = Field(2000, ge=64, description="Returned images are downscaled to fit this.")
-    page_retries: int = Field(3, ge=0, description="Retries of a page step whose replica stopped or was full; pages "
-                              "still failing so make the request a 503 with Retry-After.")
+    page_retries: int = Field(3, ge=0, description="Retries of a page step whose replica stopped or was full (pages "
+                              "still lost after them make the request a 503 with Retry-After).")
     retry_backoff_s: tuple[float, ...] = Field((0.5, 2.0, 5.0), description="Waits before those retries (the last "
                                                "repeats); never past the request's deadline.")
     num_cpus: float = Field(0.25, gt=0, description="CPUs per ingress replica.")
