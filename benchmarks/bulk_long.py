@@ -32,19 +32,10 @@ def memory_at(tmp: Path, pages: int, app: dict) -> dict:
     return row
 
 
-def committed_sources(output: Path) -> list[str]:
-    """Every committed row's source, once per row (shards, then pending files a shard lacks)."""
-    import pyarrow.parquet as pq
+def committed_sources(output: Path) -> set[str]:
+    from serve_app.bulk.io import Output
 
-    rows = pq.read_table(output / "parquet", columns=["source"]).column("source").to_pylist() \
-        if list((output / "parquet").glob("*.parquet")) else []
-    pending = []
-    for path in (output / "_pending").glob("*.json"):
-        try:
-            pending.append(json.loads(path.read_text())["source"])
-        except FileNotFoundError:
-            pass
-    return rows + [s for s in pending if s not in set(rows)]
+    return Output(str(output)).committed_sources()
 
 
 def sigkill_and_resubmit(tmp: Path, app: dict, seed: int) -> dict:
@@ -78,12 +69,12 @@ def sigkill_and_resubmit(tmp: Path, app: dict, seed: int) -> dict:
     expected = sorted(str(p) for p in (tmp / "corpus-kill").iterdir())
     counts = Counter(sources)
     row = {"documents": docs, "kill_after_committed": kill_after, "seed": seed,
-           "committed_at_kill": len(set(at_kill)), "resubmitted_parsed": summary["documents"],
+           "committed_at_kill": len(at_kill), "resubmitted_parsed": summary["documents"],
            "resubmitted_skipped": summary["skipped"], "resubmitted_s": round(time.perf_counter() - began, 1),
            "sigkill_lost": len(set(expected) - set(sources)),
            "sigkill_duplicated": sum(n - 1 for n in counts.values() if n > 1),
-           "committed_redone": summary["documents"] - (docs - len(set(at_kill)))}
-    print(f"  SIGKILL after {len(set(at_kill))} of {docs} documents committed: resubmitted job parsed "
+           "committed_redone": summary["documents"] - (docs - len(at_kill))}
+    print(f"  SIGKILL after {len(at_kill)} of {docs} documents committed: resubmitted job parsed "
           f"{row['resubmitted_parsed']}, skipped {row['resubmitted_skipped']}; lost {row['sigkill_lost']}, "
           f"duplicated {row['sigkill_duplicated']}, committed but redone {row['committed_redone']}", flush=True)
     return row

@@ -119,20 +119,19 @@ class Output:
     def recover(self) -> int:
         """Compact what a killed driver committed but did not compact (pending files a shard
         already holds, by source and finish time, are only removed); returns the documents recovered."""
-        if self.fs.get_file_info(self.pending).type != pafs.FileType.Directory:
-            return 0
-        files = [f.path for f in self.fs.get_file_info(pafs.FileSelector(self.pending)) if f.path.endswith(".json")]
-        rows = []
-        for name in files:
-            with self.fs.open_input_stream(name) as stream:
-                rows.append(json.loads(stream.read()))
+        pending = self._pending_rows()
         written = {(r["source"], r["finished_at"]) for r in self._shard_rows(["source", "finished_at"])}
-        fresh = [r for r in rows if (r["source"], r["finished_at"]) not in written]
+        fresh = [r for r in pending.values() if (r["source"], r["finished_at"]) not in written]
         if fresh:
             self.write_shard(fresh)
-        for name in files:
+        for name in pending:
             self.fs.delete_file(name)
         return len(fresh)
+
+    def committed_sources(self) -> set[str]:
+        """The sources committed so far, compacted or not (safe while a driver writes)."""
+        return ({r["source"] for r in self._shard_rows(["source"])}
+                | {r["source"] for r in self._pending_rows().values()})
 
     def completed(self, fingerprint: str, retry_failed: bool = False) -> dict[str, str]:
         """source → content hash of its newest row written by a run with the same fingerprint
@@ -164,6 +163,20 @@ class Output:
 
     def _pending_file(self, row: dict) -> str:
         return f"{self.pending}/{hashlib.sha256(row['source'].encode()).hexdigest()[:32]}.json"
+
+    def _pending_rows(self) -> dict[str, dict]:
+        """pending file → its row (a file compacted away meanwhile is left out)."""
+        if self.fs.get_file_info(self.pending).type != pafs.FileType.Directory:
+            return {}
+        rows = {}
+        for info in self.fs.get_file_info(pafs.FileSelector(self.pending)):
+            if info.path.endswith(".json"):
+                try:
+                    with self.fs.open_input_stream(info.path) as stream:
+                        rows[info.path] = json.loads(stream.read())
+                except FileNotFoundError:
+                    pass
+        return rows
 
     def _shard_rows(self, columns: list[str]) -> list[dict]:
         path = f"{self.path}/parquet"

@@ -168,23 +168,14 @@ def test_job_on_two_nodes_stopped_and_resubmitted_writes_every_document_once(ray
     assert json.loads((output / "_SUMMARY.json").read_text())["skipped"] == len(files)
 
 
-def committed(output: Path) -> list[str]:
-    """Sources a driver has committed: in shards or pending files (once each, by source)."""
-    sources = set(pq.read_table(output / "parquet").column("source").to_pylist()) if shards(output) else set()
-    for pending in (output / "_pending").glob("*.json"):
-        try:
-            sources.add(json.loads(pending.read_text())["source"])
-        except FileNotFoundError:  # compacted meanwhile
-            pass
-    return sorted(sources)
-
-
 def test_a_sigkilled_driver_resubmitted_loses_and_duplicates_nothing(ray_cluster, tmp_path, gate):
     """The driver (`python -m serve_app.bulk` on the session's cluster) is SIGKILLed once it has
     committed three documents: nothing it committed is parsed again, nothing is missing or twice."""
     import os
     import signal
     import subprocess
+
+    from serve_app.bulk import Output
 
     corpus, output = tmp_path / "corpus", tmp_path / "out"
     files = [str(f) for f in make_corpus(corpus, 8)] + [gate.url]
@@ -198,7 +189,7 @@ def test_a_sigkilled_driver_resubmitted_loses_and_duplicates_nothing(ray_cluster
     first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 900  # a safety net; the kill comes after three documents
-        while len(committed(output)) < 3 and first.poll() is None and time.monotonic() < deadline:
+        while len(Output(str(output)).committed_sources()) < 3 and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         os.kill(first.pid, signal.SIGKILL)
         assert first.wait(60) == -signal.SIGKILL
@@ -206,7 +197,7 @@ def test_a_sigkilled_driver_resubmitted_loses_and_duplicates_nothing(ray_cluster
         if first.poll() is None:
             first.kill()
         gate.opened.set()
-    before = committed(output)
+    before = sorted(Output(str(output)).committed_sources())
     assert 3 <= len(before) < len(files) and gate.url not in before, (tmp_path / "first.log").read_text()[-3000:]
 
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)

@@ -112,6 +112,7 @@ def test_a_driver_killed_anywhere_leaves_each_committed_document_exactly_once_af
     output.write_shard(rows[1:2])  # compact() killed after b's shard, before its pending file went
     assert len(list((tmp_path / "_pending").iterdir())) == 3  # b, c, d
     assert output.completed("fp") == {"a": "a", "b": "b"}
+    assert output.committed_sources() == {"a", "b", "c", "d"}  # shards and pending files
     assert Output(str(tmp_path)).recover() == 2  # c and d; b is in a shard already
     assert sorted(pq.read_table(tmp_path / "parquet").column("source").to_pylist()) == ["a", "b", "c", "d"]
     assert not list((tmp_path / "_pending").iterdir()) and Output(str(tmp_path)).recover() == 0
