@@ -25,10 +25,12 @@ def memory_at(tmp: Path, pages: int, app: dict) -> dict:
     corpus(tmp / f"corpus-{pages}", pages)
     rate, parsed, memory = bulk(tmp / f"corpus-{pages}", tmp / f"out-{pages}", app, **SETTINGS)
     row = {"pages": parsed, "pages_per_s": round(rate, 2), "driver_peak_mb": memory.driver >> 20,
-           "workers_peak_total_mb": memory.workers >> 20, "largest_worker_peak_mb": memory.largest >> 20,
+           "workers_peak_total_mb": memory.workers >> 20, "object_store_peak_mb": memory.object_store >> 20,
+           "largest_worker_peak_mb": memory.largest >> 20,
            "largest_worker": memory.largest_name, "peak_mb_by_worker": {k: v >> 20 for k, v in memory.by_name.items()}}
     print(f"  {parsed} pages at {rate:.2f} pages/s: driver {row['driver_peak_mb']} MB, workers "
-          f"{row['workers_peak_total_mb']} MB in all, largest {row['largest_worker_peak_mb']} MB", flush=True)
+          f"{row['workers_peak_total_mb']} MB in all, largest {row['largest_worker_peak_mb']} MB (object store apart: "
+          f"{row['object_store_peak_mb']} MB)", flush=True)
     return row
 
 

@@ -3,7 +3,7 @@ actor pools, driver-side reassembly and Parquet shards) over a generated corpus 
 against a plain loop over the same stages in one process (render → layout → recognize → assemble,
 one page at a time). With ``--memory`` it runs the job at two corpus sizes and samples the peak
 resident memory of the driver and of the Ray worker processes (engine processes included) every
-0.25 s: flat is the goal. Single-node Ray on 127.0.0.1, the CPUs of this machine.
+second, the object store apart: flat is the goal. Single-node Ray on 127.0.0.1, the CPUs of this machine.
 
     .venv/bin/python benchmarks/bulk_throughput.py --setup tiny|lite [--pages 500] [--memory 100,1000]
     .venv/bin/python benchmarks/bulk_throughput.py --setup simulated --pages 10000 [--profile rtx5090]
@@ -52,12 +52,17 @@ def corpus(root: Path, pages: int) -> list[bytes]:
 
 class PeakMemory:
     """Peak memory of this process (the driver) and of its descendant Ray worker processes (actors,
-    tasks and the engine processes they start), sampled. PSS: shared pages (the object store that
-    workers map, shared libraries) are split between the processes that map them, so the total
-    counts them once. ``by_name``: the peak of each kind of worker (its process title)."""
+    tasks and the engine processes they start), sampled. PSS: shared pages (shared libraries) are
+    split between the processes that map them, so a total counts them once. The object store is
+    counted apart (``object_store``): every worker maps it, and the pages a worker once wrote there
+    stay in its PSS whether or not they still hold a live object, so over a long run a worker's PSS
+    grows towards its share of the store's size (bounded by ``--object-store-gb`` and Ray's own
+    store size) without any memory of its own growing. ``by_name``: the peak of each kind of
+    worker (its process title), without the object store."""
 
-    def __init__(self, every_s: float = 0.5):
+    def __init__(self, every_s: float = 1.0):
         self.every_s, self.driver, self.workers, self.largest, self.largest_name = every_s, 0, 0, 0, ""
+        self.object_store = 0
         self.by_name: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -73,20 +78,35 @@ class PeakMemory:
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.wait(self.every_s):
-            self.driver = max(self.driver, me.memory_full_info().pss)
-            sizes = []
+            self.driver = max(self.driver, _pss(me)[0])
+            sizes, store = [], 0
             for proc in me.children(recursive=True):
                 try:
                     if any(p.name().startswith("ray::") for p in (proc, *proc.parents())):
-                        # the title without the method Ray appends while one runs (``.submit``)
-                        sizes.append((proc.memory_full_info().pss, proc.name().split(" ")[0].split(".")[0]))
-                except psutil.Error:
+                        own, shared = _pss(proc)
+                        # the full title (not the 15-character name) without the method Ray appends
+                        # while one runs (``.submit``)
+                        sizes.append((own, proc.cmdline()[0].split(" ")[0].split(".")[0]))
+                        store += shared
+                except (psutil.Error, IndexError):
                     continue
             self.workers = max(self.workers, sum(size for size, _ in sizes))
+            self.object_store = max(self.object_store, store)
             self.largest, self.largest_name = max([(self.largest, self.largest_name), *sizes])
             for size, name in sizes:
                 if not name.startswith("ray::IDLE"):
                     self.by_name[name] = max(self.by_name.get(name, 0), size)
+
+
+def _pss(proc: psutil.Process) -> tuple[int, int]:
+    """(PSS outside the object store, PSS of the object store's mapping: /dev/shm/plasma*)."""
+    own = shared = 0
+    for mapping in proc.memory_maps(grouped=True):
+        if mapping.path.startswith("/dev/shm/plasma"):
+            shared += mapping.pss
+        else:
+            own += mapping.pss
+    return own, shared
 
 
 def steady_rate(output: Path) -> float:
