@@ -1,19 +1,21 @@
 """``engine: simulated``: vLLM serving PaddleOCR-VL-0.9B, step by step, on a simulated GPU.
 
 Per block, the model's own image processor (PaddleOCR-VL's: resize within min/max pixels,
-normalise, 14-px patches) runs for real on the caller's event loop, as vLLM's front end runs it in
-the replica. The block then waits for the scheduler, which models vLLM V1's continuous batching:
-every step, decoding sequences take one token each from ``max_num_batched_tokens``, then waiting
-sequences are admitted (up to ``max_num_seqs`` running) with chunked prefill of their image and
-prompt tokens; the vision encoder runs on an image when its sequence is first scheduled. A step
-lasts ``costs.step_seconds``. Generated lengths come from ``costs.output_tokens``; a cancelled
-caller aborts its sequence.
+normalise, 14-px patches) runs for real in the replica, on one worker thread beside its event
+loop, as vLLM 0.32's front end runs it (``vllm/renderers/base.py``: ``_mm_executor``, a
+single-worker ``ThreadPoolExecutor``: multimodal processing does not block the event loop, and
+blocks are processed one at a time, in order). The block then waits for the scheduler, which
+models vLLM V1's continuous batching: every step, decoding sequences take one token each from
+``max_num_batched_tokens``, then waiting sequences are admitted (up to ``max_num_seqs`` running)
+with chunked prefill of their image and prompt tokens; the vision encoder runs on an image when
+its sequence is first scheduled. A step lasts ``costs.step_seconds``. Generated lengths come from
+``costs.output_tokens``; a cancelled caller aborts its sequence.
 
 The scheduler runs on a thread of its own, as vLLM's EngineCore runs in a process of its own: its
-steps go on while the front end's event loop is busy with image processors (a scheduler on that
-loop would wait for them, and the card would look idler than it is). It sleeps through each step
-(no CPU) against a GPU clock, so a late wake-up (the GIL) does not lengthen the timeline: the next
-step starts when the last one ended on the card.
+steps go on while the front end is busy (a scheduler on the replica's event loop would wait for
+it, and the card would look idler than it is). It sleeps through each step (no CPU) against a GPU
+clock, so a late wake-up (the GIL) does not lengthen the timeline: the next step starts when the
+last one ended on the card.
 
 Config: ``recognizer.simulated_gpu`` (a profile of ``profiles.PROFILES``), and in
 ``engine_kwargs`` the vLLM names ``max_num_seqs`` (256) and ``max_num_batched_tokens`` (16384).
@@ -28,6 +30,7 @@ import threading
 import time
 import zlib
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -70,7 +73,7 @@ class EngineStats:
     images: int = 0
     finished: int = 0
     aborted: int = 0
-    processor_cpu_s: float = 0.0  # the image processor's CPU time (process-wide clock: run it alone to read it)
+    processor_cpu_s: float = 0.0  # the image processor's CPU time (its thread's clock)
 
     def report(self, profile: str) -> dict:
         wall = time.monotonic() - self.since
@@ -95,6 +98,7 @@ class SimulatedEngine:
         self.max_num_seqs = int(kwargs.get("max_num_seqs", 256))
         self.max_batched_tokens = int(kwargs.get("max_num_batched_tokens", 16384))
         self.processor = None
+        self.mm_thread: Optional[ThreadPoolExecutor] = None  # vLLM's _mm_executor: one thread
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
         self.lock = threading.Condition()  # guards waiting, running and totals (the scheduler's thread)
@@ -110,6 +114,7 @@ class SimulatedEngine:
         # PaddleOCR-VL-0.9B's preprocessor_config.json: 14-px patches merged 2×2, mean/std 0.5.
         self.processor = PaddleOCRVLImageProcessorPil(patch_size=P.PATCH, merge_size=P.MERGE, temporal_patch_size=1,
                                                       image_mean=[0.5] * 3, image_std=[0.5] * 3)
+        self.mm_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mm-processor")
         self.loop = asyncio.get_running_loop()
         self.core = threading.Thread(target=self._core, name="simulated-engine-core", daemon=True)
         self.core.start()
@@ -118,11 +123,7 @@ class SimulatedEngine:
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         if self.core is None:
             raise RuntimeError("the simulated engine is not started")
-        began = time.process_time()
-        out = self.processor(images=[request.image], return_tensors="np",
-                             size={"shortest_edge": request.min_pixels, "longest_edge": request.max_pixels})
-        spent = time.process_time() - began
-        patches = int(np.prod(out["image_grid_thw"][0]))
+        patches, spent = await asyncio.get_running_loop().run_in_executor(self.mm_thread, self._process, request)
         task = TASK_OF_PROMPT.get(request.prompt, "ocr")
         seed = zlib.crc32(np.ascontiguousarray(request.image[::8, ::8]).tobytes() + request.prompt.encode())
         sequence = Sequence(prefill=patches // P.MERGE**2 + P.PROMPT_TOKENS, patches=patches, task=task,
@@ -137,6 +138,13 @@ class SimulatedEngine:
         except asyncio.CancelledError:
             self._abort(sequence)
             raise
+
+    def _process(self, request: GenerationRequest) -> tuple[int, float]:
+        """The image processor on one block (on the mm-processor thread): its patches, its CPU seconds."""
+        began = time.thread_time()
+        out = self.processor(images=[request.image], return_tensors="np",
+                             size={"shortest_edge": request.min_pixels, "longest_edge": request.max_pixels})
+        return int(np.prod(out["image_grid_thw"][0])), time.thread_time() - began
 
     def _abort(self, sequence: Sequence) -> None:
         with self.lock:
@@ -257,6 +265,9 @@ class SimulatedEngine:
                 self.lock.notify()
             await asyncio.to_thread(self.core.join)
             self.core = None
+        if self.mm_thread is not None:
+            self.mm_thread.shutdown(wait=False, cancel_futures=True)
+            self.mm_thread = None
         with self.lock:
             left = [*self.waiting, *self.running]
             self.waiting.clear()

@@ -125,6 +125,34 @@ def test_the_card_steps_while_the_event_loop_is_busy():
     finished_while_held, _, engine = run_engine({}, hold_the_loop)
     assert finished_while_held == 3 and engine.stats()["steps"] >= 40  # 40 new tokens each
 
+def test_the_image_processor_runs_on_one_thread_beside_the_event_loop():
+    """As vLLM 0.32's front end (its renderer's single-worker ``_mm_executor``): every block's image
+    processor runs on the same worker thread, one block at a time, never on the event loop."""
+    import threading
+
+    async def four(engine):
+        loop_thread, calls, running = threading.current_thread(), [], []
+        processor = engine.processor
+
+        def recording(*args, **kwargs):
+            running.append(1)
+            calls.append((threading.current_thread(), len(running)))
+            try:
+                return processor(*args, **kwargs)
+            finally:
+                running.pop()
+
+        engine.processor = recording
+        await asyncio.gather(*(engine.generate(request(i)) for i in range(4)))
+        return loop_thread, calls
+
+    (loop_thread, calls), _, engine = run_engine({}, four)
+    threads = {thread for thread, _ in calls}
+    assert len(calls) == 4 and len(threads) == 1 and loop_thread not in threads
+    assert threads.pop().name.startswith("mm-processor") and {depth for _, depth in calls} == {1}
+    assert engine.stats()["processor_cpu_s"] > 0
+
+
 def test_simulated_layout_gives_template_boxes_in_page_pixels():
     from deployments.layout.config import LayoutConfig
 
