@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import itertools
+import json
+from typing import Any, Iterator, Optional
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 api = FastAPI(title="PaddleOCR-VL layout parsing", version="0.1.0",
               description="PaddleX-compatible `/layout-parsing` on Ray Serve, with async jobs (`/jobs`), streamed "
@@ -14,6 +16,9 @@ api = FastAPI(title="PaddleOCR-VL layout parsing", version="0.1.0",
 
 
 RETRY_AFTER_S = "5"  # the Retry-After of a 429, 503 or 504: seconds the client should wait
+#: A success answer larger than this goes out in pieces of about this size (chunked transfer), so
+#: that the replica never holds its JSON whole: a 1,000-page answer with images is ~0.5 GB.
+ANSWER_CHUNK_BYTES = 4 * 2**20
 
 
 class ApiError(Exception):
@@ -32,3 +37,47 @@ def envelope(log_id: str, status: int = 0, message: str = "Success", result: Any
 def request_schema(model) -> dict:
     """OpenAPI ``requestBody`` for a route that reads its body itself (to map errors to the envelope)."""
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+def answer(log_id: str, result: dict[str, Any], listed: str = "layoutParsingResults",
+           chunk_bytes: int = ANSWER_CHUNK_BYTES) -> Response:
+    """``envelope(log_id, result=result)``, byte for byte, encoded ``result[listed]`` item by item:
+    an answer within ``chunk_bytes`` is one body (with its Content-Length); a larger one is streamed
+    in pieces of about ``chunk_bytes``, encoded as they are sent (off the event loop), so the
+    replica holds one piece of the JSON at a time, not the whole of it and its bytes besides."""
+    chunks = _chunks(_envelope_pieces(log_id, result, listed), chunk_bytes)
+    first = next(chunks)
+    second = next(chunks, None)
+    if second is None:
+        return Response(first, media_type="application/json")
+    return StreamingResponse(itertools.chain((first, second), chunks), media_type="application/json")
+
+
+def _json(value: Any) -> bytes:
+    """As JSONResponse encodes (compact, UTF-8, no NaN)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+
+
+def _envelope_pieces(log_id: str, result: dict[str, Any], listed: str) -> Iterator[bytes]:
+    yield _json({"logId": log_id, "errorCode": 0, "errorMsg": "Success"})[:-1] + b',"result":{'
+    for n, (key, value) in enumerate(result.items()):
+        yield (b"," if n else b"") + _json(key) + b":"
+        if key != listed:
+            yield _json(value)
+            continue
+        yield b"["
+        for i, item in enumerate(value):
+            yield (b"," if i else b"") + _json(item)
+        yield b"]"
+    yield b"}}"
+
+
+def _chunks(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        if len(buffer) >= size:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)

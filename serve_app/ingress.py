@@ -17,7 +17,7 @@ from deployments.renderer import InputError
 from serve_app import metrics
 from serve_app.assemble import page_from_pruned, page_markdown, pruned_result, restructure_pages
 from serve_app.config import AppConfig
-from serve_app.http import RETRY_AFTER_S, ApiError, api, envelope, request_schema
+from serve_app.http import RETRY_AFTER_S, ApiError, answer, api, envelope, request_schema
 from serve_app.inputs import FileError, load_file
 from serve_app.jobs.manager import owner_of
 from serve_app.jobs.routes import JobRoutes
@@ -126,7 +126,7 @@ class Ingress(JobRoutes, UiRoutes):
             async with self._slot():
                 result = await self._infer(req, log_id)
             metrics.count("documents", status="ok")
-            return envelope(log_id, result=result)
+            return answer(log_id, result)
         except ApiError as exc:
             metrics.count("documents", status=str(exc.status))
             log.info("[%s] %s %s", log_id, exc.status, exc.message)
