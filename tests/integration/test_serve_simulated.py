@@ -47,6 +47,27 @@ def test_simulated_engines_behind_the_api(sim_url):
     assert 0 < stats["busy_fraction"] <= 1 and stats["aborted"] == 0
 
 
+def test_a_long_answer_is_sent_in_pieces_and_reads_as_one_document(sim_url):
+    """An answer over ANSWER_CHUNK_BYTES (16 pages with their layout images, ~7 MB) goes through
+    Serve's proxy with chunked transfer encoding and parses as the whole envelope."""
+    from serve_app.http import ANSWER_CHUNK_BYTES
+
+    request = {"file": base64.b64encode(text_pdf(16)).decode(), "visualize": True}
+    with httpx.Client(base_url=sim_url, timeout=600) as client:
+        with client.stream("POST", "/layout-parsing", json=request) as response:
+            pieces = list(response.iter_raw())
+            headers = response.headers
+    assert response.status_code == 200 and headers["content-type"] == "application/json"
+    assert headers.get("transfer-encoding") == "chunked" and "content-length" not in headers
+    data = b"".join(pieces)
+    assert len(data) > ANSWER_CHUNK_BYTES
+    body = json.loads(data)
+    assert body["errorCode"] == 0 and body["errorMsg"] == "Success"
+    entries = body["result"]["layoutParsingResults"]
+    assert len(entries) == 16 and all(e["status"] == "ok" and e["outputImages"] for e in entries)
+    assert body["result"]["dataInfo"]["numPages"] == 16
+
+
 def test_leaving_a_stream_aborts_the_engine_work(sim_url):
     from ray import serve
 
