@@ -27,8 +27,13 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
+def _head(log_id: str, status: int = 0, message: str = "Success") -> dict[str, Any]:
+    """The envelope's fields before ``result``."""
+    return {"logId": log_id, "errorCode": status, "errorMsg": message}
+
+
 def envelope(log_id: str, status: int = 0, message: str = "Success", result: Any = None, headers=None) -> JSONResponse:
-    body: dict[str, Any] = {"logId": log_id, "errorCode": status, "errorMsg": message}
+    body = _head(log_id, status, message)
     if result is not None:
         body["result"] = result
     return JSONResponse(body, status_code=status or 200, headers=headers)
@@ -59,7 +64,7 @@ def _json(value: Any) -> bytes:
 
 
 def _envelope_pieces(log_id: str, result: dict[str, Any], listed: str) -> Iterator[bytes]:
-    yield _json({"logId": log_id, "errorCode": 0, "errorMsg": "Success"})[:-1] + b',"result":{'
+    yield _json(_head(log_id))[:-1] + b',"result":{'
     for n, (key, value) in enumerate(result.items()):
         yield (b"," if n else b"") + _json(key) + b":"
         if key != listed:
