@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from bulk_throughput import PAGES_PER_DOC, ROOT, bulk, corpus
-from gpu_regime import app_config as simulated_app
+from gpu_regime import app_config as simulated_app, ray_title
 
 SETTINGS = {"render_num_cpus": 0.25, "recognize_batch": 64, "shard_size": 64, "progress_every_s": 120}
 KILL_PAGES = 300
@@ -108,7 +108,7 @@ def node_loss(tmp: Path, app: dict) -> dict:
             except psutil.Error:
                 continue
             if title.startswith("ray::") and any(k in title for k in ("MapWorker", "FlatMap", "ReadRange")):
-                names.append(title.split(" ")[0].split(".")[0])
+                names.append(ray_title(title))
         return names
 
     corpus(tmp / "corpus-node", KILL_PAGES)

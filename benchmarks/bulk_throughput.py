@@ -36,6 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 import psutil  # noqa: E402
 
 from documents import text_pdf  # noqa: E402
+from gpu_regime import ray_title  # noqa: E402
 from serve_throughput import app_config, sequential  # noqa: E402
 
 PAGES_PER_DOC = 10
@@ -84,9 +85,8 @@ class PeakMemory:
                 try:
                     if any(p.name().startswith("ray::") for p in (proc, *proc.parents())):
                         own, shared = _pss(proc)
-                        # the full title (not the 15-character name) without the method Ray appends
-                        # while one runs (``.submit``)
-                        sizes.append((own, proc.cmdline()[0].split(" ")[0].split(".")[0]))
+                        # the full title, not the 15-character process name
+                        sizes.append((own, ray_title(proc.cmdline()[0])))
                         store += shared
                 except (psutil.Error, IndexError):
                     continue

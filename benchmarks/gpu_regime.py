@@ -139,6 +139,12 @@ def _percentiles(latencies: list[float]) -> dict:
     return {"p50_s": round(float(p50), 3), "p99_s": round(float(p99), 3)}
 
 
+def ray_title(title: str) -> str:
+    """A Ray process's title (its command line's first word) without the method Ray appends while
+    one runs (``ray::MapWorker(MapBatches(LayoutWorker)).submit`` → ``ray::MapWorker(MapBatches(LayoutWorker))``)."""
+    return title.split(" ")[0].split(".")[0]
+
+
 def ray_cpu_seconds() -> dict[int, tuple[str, float]]:
     """pid → (name, CPU seconds so far, user + system) of every Ray process on this machine and of
     this client; the name is the process title without the method Ray appends while one runs
@@ -155,7 +161,7 @@ def ray_cpu_seconds() -> dict[int, tuple[str, float]]:
         if proc.pid == os.getpid():
             name = "benchmark clients (HTTP)"
         elif title.startswith("ray::"):
-            name = title.split(" ")[0].split(".")[0].replace("ServeReplica:gpu-regime:", "")
+            name = ray_title(title).replace("ServeReplica:gpu-regime:", "")
         elif any(k in title for k in ("raylet", "gcs_server", "dashboard", "log_monitor", "runtime_env")):
             name = "ray system (raylet, gcs, agents)"
         else:

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from chaos import Load  # noqa: E402
+from gpu_regime import ray_title  # noqa: E402
 
 
 def ray_processes() -> dict[int, str]:
@@ -40,7 +41,7 @@ def ray_processes() -> dict[int, str]:
         except (psutil.Error, IndexError):
             continue
         if title.startswith("ray::") and not title.startswith("ray::IDLE"):
-            out[proc.pid] = title.split(" ")[0].split(".")[0]
+            out[proc.pid] = ray_title(title)
         elif any(k in title for k in ("raylet", "gcs_server", "dashboard", "log_monitor", "runtime_env")):
             out[proc.pid] = Path(title).name.split(" ")[0]
     return out
