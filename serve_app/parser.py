@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 
 from deployments.datamodel import PageImage, PageResult
 from deployments.renderer import DocumentInfo, InputError, parse_page_ranges
@@ -50,26 +50,40 @@ class ParsedDocument:
     pages: list[PageOutput]
 
 
-def _ray_put(data: bytes):
-    import ray
+class ObjectStore:
+    """Ray's object store between the ingress and the stages. The document is stored once for
+    every render call; each page is stored once, by the renderer, as it is rendered, and goes on
+    to layout and recognition by the reference its render call returned (owned by this process),
+    read in place there: the ingress never copies a page's pixels."""
 
-    return ray.put(data)
+    @staticmethod
+    def put(data: bytes):
+        import ray
+
+        return ray.put(data)
+
+    @staticmethod
+    async def pages(renderer, *args) -> AsyncIterator[tuple[PageImage, Any]]:
+        """``renderer.render(*args)``'s pages as they are rendered, each with its reference."""
+        refs = await renderer.options(stream=True).render.remote(*args)._to_object_ref_gen()
+        async for ref in refs:
+            yield await ref, ref
 
 
 class DocumentParser:
-    """Talks to the stages through handles (anything with ``.method.remote(...)`` awaitables);
-    ``put`` stores the document once for every render call (``ray.put`` by default)."""
+    """Talks to the stages through handles (anything with ``.method.remote(...)`` awaitables) and
+    hands them the document and its pages through ``store`` (:class:`ObjectStore` by default)."""
 
-    def __init__(self, renderer, layout, recognizer, config: AppConfig, put=_ray_put):
+    def __init__(self, renderer, layout, recognizer, config: AppConfig, store=ObjectStore):
         self.renderer, self.layout, self.recognizer, self.config = renderer, layout, recognizer, config
-        self.put = put
+        self.store = store
         # Only a lost or full replica is worth another try here; a page's own failure is returned.
         self.retries = Retries(config.ingress.page_retries, config.ingress.retry_backoff_s, UNAVAILABLE)
 
     async def open(self, data: bytes, kind: str, options: ParseOptions) -> OpenedDocument:
         """Store the document once for every render call and select its pages; the caller's input
         errors (:class:`InputError`, :class:`TooManyPages`) are raised here, before any page runs."""
-        ref = self.put(data)
+        ref = self.store.put(data)
         info = await self.retries.run(lambda: _called(self.renderer.inspect.remote(ref, kind)), _failed_kind)
         if _failed_kind(info) in UNAVAILABLE:
             raise StageUnavailable(f"the renderer is unavailable ({type(info).__name__}); retry the document")
@@ -103,30 +117,44 @@ class DocumentParser:
 
     async def _chunk(self, doc: OpenedDocument, log_id, indices, options, window, deadline,
                      on_page) -> list[PageOutput]:
+        """Each page goes on as soon as it is rendered; pages a lost renderer did not send are
+        asked for again (the retries), and fail if it stays lost."""
         async with window:
-            start = time.perf_counter()
-            page_count = doc.info.page_count
-            rendered = await self.retries.run(
-                lambda: _called(self.renderer.render.remote(doc.ref, log_id, doc.kind, indices, options.orient)),
-                _failed_kind, deadline)
-            metrics.observe("stage_seconds", time.perf_counter() - start, stage="render")
-            if isinstance(rendered, BaseException):  # the renderer stayed unavailable: these pages fail
-                rendered = [PageImage.failed(log_id, i, page_count, stage_error(i, rendered)) for i in indices]
-            return list(await asyncio.gather(*(self._page(p, options, deadline, on_page) for p in rendered)))
+            pages: list[asyncio.Future] = []
 
-    async def _page(self, page: PageImage, options: ParseOptions, deadline: Optional[float],
+            async def render() -> None:
+                async for page, ref in self.store.pages(self.renderer, doc.ref, log_id, doc.kind,
+                                                        indices[len(pages):], options.orient):
+                    pages.append(asyncio.ensure_future(self._page(page, ref, options, deadline, on_page)))
+
+            try:
+                start = time.perf_counter()
+                failure = await self.retries.run(lambda: _called(render()), _failed_kind, deadline)
+                metrics.observe("stage_seconds", time.perf_counter() - start, stage="render")
+                if isinstance(failure, BaseException):  # the renderer stayed unavailable: the pages left fail
+                    for i in indices[len(pages):]:
+                        page = PageImage.failed(log_id, i, doc.info.page_count, stage_error(i, failure))
+                        pages.append(asyncio.ensure_future(self._page(page, None, options, deadline, on_page)))
+                return list(await asyncio.gather(*pages))
+            except BaseException:  # cancelled (the deadline): so are the pages under way
+                for task in pages:
+                    task.cancel()
+                raise
+
+    async def _page(self, page: PageImage, ref: Any, options: ParseOptions, deadline: Optional[float],
                     on_page: Optional[OnPage] = None) -> PageOutput:
+        """One page, which the stages read by ``ref`` (its reference in the object store)."""
         boxes = layout_input(page, options)
         if boxes is None and page.error is None:
             start = time.perf_counter()
-            boxes = await self.retries.run(lambda: _called(self.layout.detect.remote(page, options.layout)),
+            boxes = await self.retries.run(lambda: _called(self.layout.detect.remote(ref, options.layout)),
                                            _failed_kind, deadline)
             if isinstance(boxes, BaseException):  # this page fails at layout, the others go on
                 boxes, page = [], replace(page, error=stage_error(page.page_index, boxes))
             metrics.observe("stage_seconds", time.perf_counter() - start, stage="layout")
         start = time.perf_counter()
-        result = await recognize_with_retries(self.recognizer.recognize.remote, page, boxes or [], options,
-                                              self.retries, deadline)
+        result = await recognize_with_retries(lambda _, boxes, request: self.recognizer.recognize.remote(
+            ref, boxes, request), page, boxes or [], options, self.retries, deadline)
         metrics.observe("stage_seconds", time.perf_counter() - start, stage="recognize")
         self._count(result)
         out = encode_page(page, result, options, self.config.ingress.max_output_image_side)

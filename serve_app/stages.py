@@ -4,7 +4,7 @@ turns into deployments. Errors that belong to the caller come back as data, not 
 from __future__ import annotations
 
 import asyncio
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from deployments.datamodel import LayoutBox, PageImage, PageResult
 from deployments.layout.config import LayoutConfig
@@ -29,8 +29,10 @@ class RenderStage:
         except InputError as exc:
             return exc
 
-    def render(self, data: bytes, doc_id: str, kind: str, pages: Sequence[int], orient: bool = False) -> list[PageImage]:
-        return list(self.renderer.render(data, doc_id, kind, list(pages), orient))
+    def render(self, data: bytes, doc_id: str, kind: str, pages: Sequence[int],
+               orient: bool = False) -> Iterator[PageImage]:
+        """The pages one by one as they are rendered (a streaming call: each is stored on its own)."""
+        yield from self.renderer.render(data, doc_id, kind, list(pages), orient)
 
     def ready(self) -> bool:
         return True

@@ -24,7 +24,7 @@ from deployments.renderer import InputError
 from serve_app.config import AppConfig
 from serve_app.jobs.store import ACTIVE, JobFiles, JobRecord, default_root
 from serve_app.options import ParseOptions
-from serve_app.parser import DocumentParser, StageUnavailable, TooManyPages, data_info
+from serve_app.parser import DocumentParser, ObjectStore, StageUnavailable, TooManyPages, data_info
 from serve_app.protocol import InferRequest
 from serve_app.respond import PageOutput, document_entries, finished_page_entry, saved_page_output
 
@@ -64,9 +64,9 @@ def answers(method):
 class JobManager:
     """Plain class; ``actor_name``/``get_or_create`` make it the application's detached actor."""
 
-    def __init__(self, renderer, layout, recognizer, config: AppConfig, clock=time.time, put=None):
+    def __init__(self, renderer, layout, recognizer, config: AppConfig, clock=time.time, store=ObjectStore):
         self.handles = (renderer, layout, recognizer)
-        self.clock, self.put = clock, put
+        self.clock, self.store = clock, store
         self.tasks: dict[str, asyncio.Task] = {}
         self.started = False
         self.configure(config)
@@ -77,7 +77,7 @@ class JobManager:
         application's settings reach a manager that outlived the old one)."""
         self.config = config
         self.files = JobFiles(config.jobs.store or default_root(config.name))
-        self.parser = DocumentParser(*self.handles, config, **({"put": self.put} if self.put else {}))
+        self.parser = DocumentParser(*self.handles, config, self.store)
         self.slots = asyncio.Semaphore(config.jobs.max_running)
 
     async def _start(self) -> None:

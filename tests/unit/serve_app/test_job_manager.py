@@ -13,7 +13,7 @@ from serve_app.jobs.manager import JobError, JobManager
 from serve_app.jobs.store import JobFiles, JobRecord
 from serve_app.options import ParseOptions
 from serve_app.respond import document_entries, finished_page_entry
-from test_parser import Handle, Layout, Recorder, RenderStage, RendererConfig, parser
+from test_parser import Handle, InProcess, Layout, Recorder, RenderStage, RendererConfig, parser
 
 
 class Clock:
@@ -56,7 +56,7 @@ def manager(tmp_path, engine=None, clock=None, **jobs) -> tuple[JobManager, Reco
         recognizer = Recorder(config.recognizer, engine)
         recognizer.requests = []
     handles = (Handle(RenderStage(RendererConfig(scale=0.5))), Handle(Layout()), Handle(recognizer))
-    return JobManager(*handles, config, clock=clock or Clock(), put=lambda data: data), recognizer
+    return JobManager(*handles, config, clock=clock or Clock(), store=InProcess), recognizer
 
 
 async def until_finished(m: JobManager, job_id: str, owner: str = "") -> dict:

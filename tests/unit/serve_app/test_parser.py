@@ -38,6 +38,19 @@ class Handle:
         return SimpleNamespace(remote=remote)
 
 
+class InProcess:
+    """The object store as the stand-in handles need it: data and pages passed as themselves."""
+
+    @staticmethod
+    def put(data):
+        return data
+
+    @staticmethod
+    async def pages(renderer, *args):
+        for page in await renderer.render.remote(*args):
+            yield page, page
+
+
 class Layout:
     """One text box per page; page ``broken`` raises (a lost or failing layout replica)."""
 
@@ -77,7 +90,7 @@ def parser(config=None, broken=None):
     recognizer.requests = []
     layout = Layout(broken)
     p = DocumentParser(Handle(RenderStage(RendererConfig(scale=0.5))), Handle(layout), Handle(recognizer), config,
-                       put=lambda data: data)
+                       InProcess)
     return p, layout, recognizer
 
 
@@ -173,6 +186,43 @@ def test_pages_lost_with_a_replica_are_retried_and_come_back_whole(stage, method
     doc = parse(p, text_pdf(3), visualize=False)
     assert [out.result.page_index for out in doc.pages] == [0, 1, 2] and all(out.result.ok for out in doc.pages)
     assert getattr(p, stage).left == 0
+
+
+class DiesMidStream(Handle):
+    """A renderer whose first render call sends one page, then dies (Ray's ActorDiedError)."""
+
+    def __init__(self, target):
+        super().__init__(target)
+        self.asked = []
+
+    def __getattr__(self, name):
+        inner = super().__getattr__(name)
+        if name != "render":
+            return inner
+
+        async def remote(data, doc_id, kind, pages, orient):
+            from ray.exceptions import ActorDiedError
+
+            self.asked.append(list(pages))
+            rendered = await inner.remote(data, doc_id, kind, pages, orient)
+            if len(self.asked) > 1:
+                return rendered
+
+            def first_then_dead():
+                yield next(rendered)
+                raise ActorDiedError()
+
+            return first_then_dead()
+
+        return SimpleNamespace(remote=remote)
+
+
+def test_a_renderer_lost_mid_stream_is_asked_again_for_the_pages_it_did_not_send():
+    p, _, _ = parser(RETRYING)
+    p.renderer = DiesMidStream(p.renderer.target)
+    doc = parse(p, text_pdf(3), visualize=False)
+    assert p.renderer.asked == [[0, 1, 2], [1, 2]]
+    assert [out.result.page_index for out in doc.pages] == [0, 1, 2] and all(out.result.ok for out in doc.pages)
 
 
 def test_a_replica_lost_past_the_retries_fails_its_pages_as_replica_lost_and_page_errors_are_not_retried():
