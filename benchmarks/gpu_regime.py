@@ -4,6 +4,9 @@ and formula pages, ~15 blocks a page), three ways:
 
 - capacity: the simulated engine fed directly with every block of the corpus at once; pages
   divided by the engine's busy time (the ceiling: what the card could do if nothing else mattered);
+- 16 clients, no server: the same engine in this process fed by 16 clients of one-page documents,
+  each page rendered and detected beforehand and sent the moment the client's last one is read
+  (what one-page documents from 16 clients allow any server: a page waits for its longest block);
 - official design: in one process, one page at a time, each page's blocks batched (how the
   official basic server reads a document);
 - Serve: the application over HTTP on 127.0.0.1 at 1, 4, 16 and 64 clients, one-page documents;
@@ -91,6 +94,21 @@ def in_process(docs: list[bytes], profile: str) -> dict:
         capacity = {"pages_per_s": len(pages) / stats["busy_s"], "wall_pages_per_s": len(pages) / wall,
                     "blocks_queued_at_once": queued, **stats}
 
+        # The same card fed by 16 clients with no data path at all: pages rendered and detected
+        # beforehand, each client sending its next page the moment its last one is read. What one-page
+        # documents from 16 clients allow any server; Serve's 16-client run is measured against it.
+        todo = list(zip(pages, boxes))
+
+        async def client() -> None:
+            while todo:
+                await recognizer.recognize(*todo.pop())
+
+        recognizer.engine_stats(reset=True)
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(16)))
+        closed_loop = {"clients": 16, "pages_per_s": len(pages) / (time.perf_counter() - start),
+                       **recognizer.engine_stats(reset=True)}
+
         options, cpu = _options(), dict.fromkeys(CPU_STEPS, 0.0)
         start, latencies = time.perf_counter(), []
         for data in docs:
@@ -121,7 +139,7 @@ def in_process(docs: list[bytes], profile: str) -> dict:
                     "cpu_ms_per_page_outside_models": round(
                         1000 * (sum(cpu[k] for k in CPU_STEPS) - stats["processor_cpu_s"]) / len(docs), 1)}
         await recognizer.shutdown()
-        return {"capacity": capacity, "official": official}
+        return {"capacity": capacity, "closed_loop_16": closed_loop, "official": official}
 
     return asyncio.run(run())
 
@@ -289,7 +307,8 @@ def main(argv=None) -> int:
     cards = {n: through_serve(docs, args.profile, [16, 64], cards=n) for n in args.cards}
     capacity, official = local["capacity"]["pages_per_s"], local["official"]["pages_per_s"]
     report = {"label": label, "profile": args.profile, "pages": args.pages, "machine_cpus": len(os.sched_getaffinity(0)),
-              "capacity": local["capacity"], "official": local["official"], "serve": serve_rows, "bulk": bulk,
+              "capacity": local["capacity"], "closed_loop_16": local["closed_loop_16"], "official": local["official"],
+              "serve": serve_rows, "bulk": bulk,
               "serve_on_cards": {str(n): rows for n, rows in cards.items()}}
     if bulk:
         report["bulk_share_of_capacity"] = round(bulk["steady_pages_per_s"] / capacity, 3)
@@ -297,6 +316,8 @@ def main(argv=None) -> int:
     if at16:
         report.update({"ratio_vs_official_16": round(at16["pages_per_s"] / official, 3),
                        "share_of_capacity_16": round(at16["pages_per_s"] / capacity, 3),
+                       "closed_loop_share_of_capacity_16": round(local["closed_loop_16"]["pages_per_s"] / capacity, 3),
+                       "share_of_closed_loop_16": round(at16["pages_per_s"] / local["closed_loop_16"]["pages_per_s"], 3),
                        "utilisation_16": at16["busy_fraction"],
                        "cpu_ms_per_page_16": at16["cpu_ms_per_page_total"],
                        "cpu_ms_per_page_outside_models_16": at16["cpu_ms_per_page_outside_models"]})
@@ -304,6 +325,9 @@ def main(argv=None) -> int:
     print(f"{'run':<22}{'pages/s':>9}{'p50 s':>8}{'p99 s':>8}{'busy':>7}{'batch':>7}{'errors':>8}")
     print(f"{'capacity (all blocks)':<22}{capacity:>9.2f}{'':>8}{'':>8}{local['capacity']['busy_fraction']:>7.0%}"
           f"{local['capacity']['mean_running']:>7}")
+    c = local["closed_loop_16"]
+    print(f"{'16 clients, no server':<22}{c['pages_per_s']:>9.2f}{'':>8}{'':>8}{c['busy_fraction']:>7.0%}"
+          f"{c['mean_running']:>7}")
     o = local["official"]
     print(f"{'official design':<22}{official:>9.2f}{o['p50_s']:>8.2f}{o['p99_s']:>8.2f}{o['busy_fraction']:>7.0%}"
           f"{o['mean_running']:>7}")
@@ -322,6 +346,8 @@ def main(argv=None) -> int:
               f"{report['share_of_capacity_16']:.0%} of capacity, engine busy {report['utilisation_16']:.0%}; CPU "
               f"{report['cpu_ms_per_page_16']} ms a page, {report['cpu_ms_per_page_outside_models_16']} ms outside the "
               "models (the image processor left out)")
+        print(f"16 one-page clients fed with no server at all reach {report['closed_loop_share_of_capacity_16']:.0%} of "
+              f"capacity; Serve reaches {report['share_of_closed_loop_16']:.0%} of that")
     out = ROOT / "benchmarks" / "results" / f"gpu_regime_{args.profile}.json"
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
