@@ -10,6 +10,8 @@ and formula pages, ~15 blocks a page), three ways:
 - official design: in one process, one page at a time, each page's blocks batched (how the
   official basic server reads a document);
 - Serve: the application over HTTP on 127.0.0.1 at 1, 4, 16 and 64 clients, one-page documents;
+  and at 16 clients with the corpus four times over, bound into ``--document-pages``-page PDFs
+  (the pages of one document go through the stages together, as a user's PDFs do);
 - bulk: bulk jobs (Ray Data, one layout and one recognition actor) over the corpus repeated
   ``--bulk-copies`` and three times as many times; pages/s after start-up from the difference.
 
@@ -197,7 +199,23 @@ def cpu_by_name(before: dict[int, tuple[str, float]], after: dict[int, tuple[str
     return used
 
 
-def through_serve(docs: list[bytes], profile: str, clients_list: list[int], cards: int = 0) -> list[dict]:
+def bound(docs: list[bytes], pages: int) -> list[bytes]:
+    """The one-page documents bound ``pages`` at a time into PDFs of that many pages."""
+    import pymupdf
+
+    out = []
+    for i in range(0, len(docs), pages):
+        book = pymupdf.open()
+        for data in docs[i : i + pages]:
+            with pymupdf.open(stream=data, filetype="pdf") as page:
+                book.insert_pdf(page)
+        out.append(book.tobytes())
+        book.close()
+    return out
+
+
+def through_serve(docs: list[bytes], profile: str, clients_list: list[int], cards: int = 0,
+                  pages_per_document: int = 1) -> list[dict]:
     import httpx
 
     from serve_app.launch import init_local_ray
@@ -215,6 +233,8 @@ def through_serve(docs: list[bytes], profile: str, clients_list: list[int], card
     serve.start(http_options={"host": "127.0.0.1", "port": PORT})
     serve.run(build_app(app_config(profile, cards)), name="gpu-regime")
     recognizer = serve.get_deployment_handle("recognizer", app_name="gpu-regime")
+    pages = len(docs)
+    docs = bound(docs, pages_per_document) if pages_per_document > 1 else docs
     bodies = [{"file": base64.b64encode(d).decode(), "fileType": 0} for d in docs]
     rows = []
     with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=1800) as client:
@@ -238,15 +258,17 @@ def through_serve(docs: list[bytes], profile: str, clients_list: list[int], card
             wall = time.perf_counter() - start
             used = cpu_by_name(before, ray_cpu_seconds())
             stats = recognizer.engine_stats.remote(True).result() if cards <= 1 else {"cards": cards}
-            cpu_ms = {name: round(1000 * seconds / len(docs), 1) for name, seconds in used.items()}
-            rows.append({"clients": clients, "pages_per_s": len(docs) / wall, "errors": errors,
+            cpu_ms = {name: round(1000 * seconds / pages, 1) for name, seconds in used.items()}
+            rows.append({"clients": clients, "pages_per_document": pages_per_document, "pages_per_s": pages / wall,
+                         "errors": errors,
                          **_percentiles(latencies), **stats,
                          "cpu_ms_per_page": dict(sorted(cpu_ms.items(), key=lambda kv: -kv[1])),
                          "cpu_ms_per_page_total": round(sum(cpu_ms.values()), 1)})
             if "processor_cpu_s" in stats:  # the model's own image processor (vLLM's front end) left out
                 rows[-1]["cpu_ms_per_page_outside_models"] = round(
-                    sum(cpu_ms.values()) - 1000 * stats["processor_cpu_s"] / len(docs), 1)
-            print(f"  Serve, {max(cards, 1)} card(s), {clients} clients: {rows[-1]['pages_per_s']:.2f} pages/s, CPU "
+                    sum(cpu_ms.values()) - 1000 * stats["processor_cpu_s"] / pages, 1)
+            print(f"  Serve, {max(cards, 1)} card(s), {clients} clients, {pages_per_document}-page documents: "
+                  f"{rows[-1]['pages_per_s']:.2f} pages/s, CPU "
                   f"{rows[-1]['cpu_ms_per_page_total']} ms a page", flush=True)
     serve.shutdown()
     ray.shutdown()
@@ -292,6 +314,9 @@ def main(argv=None) -> int:
     parser.add_argument("--pages", type=int, default=48)
     parser.add_argument("--clients", type=int, nargs="*", default=[1, 4, 16, 64],
                         help="Serve runs; none (--clients with no value) runs only capacity and the official design")
+    parser.add_argument("--document-pages", type=int, default=4,
+                        help="One more Serve run at 16 clients: the corpus four times over, bound into documents of "
+                        "this many pages (0: none)")
     parser.add_argument("--bulk-copies", type=int, default=4, help="Bulk run over the corpus this many times (0: none)")
     parser.add_argument("--cards", type=int, nargs="*", default=[2],
                         help="Serve runs at 16 and 64 clients with this many simulated cards (one layout and one "
@@ -303,16 +328,20 @@ def main(argv=None) -> int:
     print(f"{label}: capacity {local['capacity']['pages_per_s']:.2f} pages/s, official design "
           f"{local['official']['pages_per_s']:.2f} pages/s", flush=True)
     serve_rows = through_serve(docs, args.profile, args.clients) if args.clients else []
+    documents = (through_serve(docs * 4, args.profile, [16], pages_per_document=args.document_pages)
+                 if args.document_pages > 1 else [])
     bulk = through_bulk(docs, args.profile, args.bulk_copies) if args.bulk_copies else None
     cards = {n: through_serve(docs, args.profile, [16, 64], cards=n) for n in args.cards}
     capacity, official = local["capacity"]["pages_per_s"], local["official"]["pages_per_s"]
     report = {"label": label, "profile": args.profile, "pages": args.pages, "machine_cpus": len(os.sched_getaffinity(0)),
               "capacity": local["capacity"], "closed_loop_16": local["closed_loop_16"], "official": local["official"],
-              "serve": serve_rows, "bulk": bulk,
+              "serve": serve_rows, "serve_multi_page_documents": documents, "bulk": bulk,
               "serve_on_cards": {str(n): rows for n, rows in cards.items()}}
     if bulk:
         report["bulk_share_of_capacity"] = round(bulk["steady_pages_per_s"] / capacity, 3)
     at16 = next((r for r in serve_rows if r["clients"] == 16), None)
+    if documents:
+        report["share_of_capacity_16_multi_page"] = round(documents[0]["pages_per_s"] / capacity, 3)
     if at16:
         report.update({"ratio_vs_official_16": round(at16["pages_per_s"] / official, 3),
                        "share_of_capacity_16": round(at16["pages_per_s"] / capacity, 3),
@@ -333,6 +362,10 @@ def main(argv=None) -> int:
           f"{o['mean_running']:>7}")
     for r in serve_rows:
         print(f"{'Serve, ' + str(r['clients']) + ' clients':<22}{r['pages_per_s']:>9.2f}{r['p50_s']:>8.2f}"
+              f"{r['p99_s']:>8.2f}{r['busy_fraction']:>7.0%}{r['mean_running']:>7}{r['errors']:>8}")
+    for r in documents:
+        name = f"Serve, 16, {r['pages_per_document']}-page docs"
+        print(f"{name:<22}{r['pages_per_s']:>9.2f}{r['p50_s']:>8.2f}"
               f"{r['p99_s']:>8.2f}{r['busy_fraction']:>7.0%}{r['mean_running']:>7}{r['errors']:>8}")
     for n, rows in cards.items():
         for r in rows:
