@@ -78,7 +78,7 @@ def in_process(docs: list[bytes], profile: str) -> dict:
     async def run() -> dict:
         recognizer = Recognizer(cfg.recognizer_config())
         await recognizer.start()
-        pages = [page for data in docs for page in renderer.render(data)]
+        pages = [page for data in docs for page in renderer.render(data, text_layer=False)]
         boxes = detector.detect(pages)
         # The card's own capacity: the GPU time the corpus needs with every block queued before the
         # first step (the engine held while this process plans, crops and processes them all).
@@ -124,7 +124,7 @@ def in_process(docs: list[bytes], profile: str) -> dict:
                 clock = now
 
             outputs = []
-            for page in renderer.render(data):
+            for page in renderer.render(data, text_layer=False):  # the official pipeline reads no PDF words
                 spent("render")
                 boxes = detector.detect([page])[0]
                 spent("layout pre/post-processing")

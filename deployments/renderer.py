@@ -120,9 +120,11 @@ class Renderer:
         return DocumentInfo("pdf", len(sizes), sizes)
 
     def render(self, data: bytes, doc_id: str = "", kind: Optional[FileKind] = None,
-               pages: Optional[Sequence[int]] = None, orient: bool = False) -> Iterator[PageImage]:
+               pages: Optional[Sequence[int]] = None, orient: bool = False,
+               text_layer: bool = True) -> Iterator[PageImage]:
         """Yield the document's pages (0-based ``pages``, default all) in order, one at a time;
-        with ``orient`` each page is turned upright first (``deployments.orientation``)."""
+        with ``orient`` each page is turned upright first (``deployments.orientation``); with
+        ``text_layer`` a PDF page carries its own words (``Recognizer.needs_text_layer``)."""
         kind = self._check_kind(data, kind)
         if orient:
             from deployments.orientation import OrientationClassifier, OrientationUnavailable
@@ -132,29 +134,29 @@ class Renderer:
                 classifier.session()
             except OrientationUnavailable as exc:
                 raise InputError("unsupported_option", str(exc)) from None
-            for page in self.render(data, doc_id, kind, pages):
+            for page in self.render(data, doc_id, kind, pages, text_layer=text_layer):
                 yield classifier.upright(page)
             return
         if kind == "image":
             yield PageImage(doc_id, 0, 1, self._image_array(self._open_image(data)), 1.0)
             return
-        yield from self._render_pdf(data, doc_id, pages)
+        yield from self._render_pdf(data, doc_id, pages, text_layer)
 
     # -- PDF ---------------------------------------------------------------------------------
-    def _render_pdf(self, data, doc_id, pages) -> Iterator[PageImage]:
+    def _render_pdf(self, data, doc_id, pages, text_layer: bool = True) -> Iterator[PageImage]:
         with _MUPDF_LOCK:
             doc = self._open_pdf(data)
             count = doc.page_count
         try:
             for index in pages if pages is not None else range(count):
                 with _MUPDF_LOCK:
-                    page = self._render_page(doc, index, count, doc_id)
+                    page = self._render_page(doc, index, count, doc_id, text_layer)
                 yield page
         finally:
             with _MUPDF_LOCK:
                 doc.close()
 
-    def _render_page(self, doc, index: int, count: int, doc_id: str) -> PageImage:
+    def _render_page(self, doc, index: int, count: int, doc_id: str, text_layer: bool = True) -> PageImage:
         import pymupdf
 
         try:
@@ -165,7 +167,8 @@ class Renderer:
             pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csRGB, alpha=False)
             rows = np.frombuffer(pix.samples_mv, dtype=np.uint8).reshape(pix.height, pix.stride)
             image = rows[:, : pix.width * 3].reshape(pix.height, pix.width, 3).copy()
-            return PageImage(doc_id, index, count, image, scale, text_layer=extract_text_layer(page, scale))
+            words = extract_text_layer(page, scale) if text_layer else None
+            return PageImage(doc_id, index, count, image, scale, text_layer=words)
         except Exception as exc:  # noqa: BLE001 - one bad page must not fail the document
             return _failed(doc_id, index, count, "render", "page_render_failed",
                            f"page {index + 1} could not be rendered ({exc}); the other pages are unaffected. "

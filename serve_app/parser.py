@@ -77,6 +77,7 @@ class DocumentParser:
     def __init__(self, renderer, layout, recognizer, config: AppConfig, store=ObjectStore):
         self.renderer, self.layout, self.recognizer, self.config = renderer, layout, recognizer, config
         self.store = store
+        self.text_layers: dict[str, bool] = {}  # text-layer mode → whether the recognizer needs the words
         # Only a lost or full replica is worth another try here; a page's own failure is returned.
         self.retries = Retries(config.ingress.page_retries, config.ingress.retry_backoff_s, UNAVAILABLE)
 
@@ -107,15 +108,26 @@ class DocumentParser:
         """The pages of an opened document but those in ``skip`` (a resumed job's finished pages);
         ``on_page`` is awaited with each page as it finishes, in whatever order they finish."""
         todo = [i for i in doc.page_indices if i not in skip]
+        text_layer = await self._needs_text_layer(options.text_layer)
         window = asyncio.Semaphore(self.config.ingress.page_window)
         chunks = [todo[i : i + RENDER_CHUNK] for i in range(0, len(todo), RENDER_CHUNK)]
-        results = await asyncio.gather(*(self._chunk(doc, log_id, c, options, window, deadline, on_page)
-                                         for c in chunks))
+        results = await asyncio.gather(*(self._chunk(doc, log_id, c, options, text_layer, window, deadline,
+                                                     on_page) for c in chunks))
         pages = [page for chunk in results for page in chunk]
         log.info("[%s] parsed %d pages (%d failed)", log_id, len(pages), sum(not p.result.ok for p in pages))
         return ParsedDocument(doc.info, doc.page_indices, pages)
 
-    async def _chunk(self, doc: OpenedDocument, log_id, indices, options, window, deadline,
+    async def _needs_text_layer(self, mode: str) -> bool:
+        """Whether the pages must carry their PDF's words (asked of the recognizer once per mode;
+        while it cannot answer, they do)."""
+        if mode not in self.text_layers:
+            answer = await _called(self.recognizer.needs_text_layer.remote(mode))
+            if isinstance(answer, BaseException):
+                return True
+            self.text_layers[mode] = bool(answer)
+        return self.text_layers[mode]
+
+    async def _chunk(self, doc: OpenedDocument, log_id, indices, options, text_layer, window, deadline,
                      on_page) -> list[PageOutput]:
         """Each page goes on as soon as it is rendered; pages a lost renderer did not send are
         asked for again (the retries), and fail if it stays lost."""
@@ -124,7 +136,7 @@ class DocumentParser:
 
             async def render() -> None:
                 async for page, ref in self.store.pages(self.renderer, doc.ref, log_id, doc.kind,
-                                                        indices[len(pages):], options.orient):
+                                                        indices[len(pages):], options.orient, text_layer):
                     pages.append(asyncio.ensure_future(self._page(page, ref, options, deadline, on_page)))
 
             try:

@@ -11,7 +11,7 @@ from deployments.layout.config import LayoutConfig
 from deployments.layout.detector import LayoutDetector
 from deployments.layout.options import LayoutOptions
 from deployments.recognizer.config import RecognizerConfig
-from deployments.recognizer.recognizer import PageRequest, Recognizer
+from deployments.recognizer.recognizer import PageRequest, Recognizer, TextLayerMode
 from deployments.renderer import DocumentInfo, InputError, Renderer, RendererConfig
 
 
@@ -29,10 +29,10 @@ class RenderStage:
         except InputError as exc:
             return exc
 
-    def render(self, data: bytes, doc_id: str, kind: str, pages: Sequence[int],
-               orient: bool = False) -> Iterator[PageImage]:
+    def render(self, data: bytes, doc_id: str, kind: str, pages: Sequence[int], orient: bool = False,
+               text_layer: bool = True) -> Iterator[PageImage]:
         """The pages one by one as they are rendered (a streaming call: each is stored on its own)."""
-        yield from self.renderer.render(data, doc_id, kind, list(pages), orient)
+        yield from self.renderer.render(data, doc_id, kind, list(pages), orient, text_layer)
 
     def ready(self) -> bool:
         return True
@@ -73,6 +73,9 @@ class RecognizeStage:
 
     def unfinished(self) -> int:
         return self.recognizer.unfinished()
+
+    def needs_text_layer(self, mode: TextLayerMode) -> bool:
+        return self.recognizer.needs_text_layer(mode)
 
     def engine_stats(self, reset: bool = False) -> dict:
         return self.recognizer.engine_stats(reset)

@@ -155,6 +155,11 @@ class Recognizer:
         every engine (text blocks skip the model); off: never."""
         return mode == "prefer" or (mode == "auto" and self.best_effort)
 
+    def needs_text_layer(self, mode: TextLayerMode) -> bool:
+        """Whether pages must come with their PDF's words: to read text blocks from them, or for a
+        best-effort engine's boxes (``best_effort_boxes``). Otherwise the renderer skips them."""
+        return self.uses_text_layer(mode) or self.best_effort
+
     async def _read_blocks(self, plan, request: PageRequest, skip: Collection[int] = ()) -> dict[int, GenerationResult]:
         blocks = [b for b in plan.blocks if b.needs_model and b.index not in skip]
         # The JPEG round trips are CPU work: off the event loop that the engine's output handler shares.

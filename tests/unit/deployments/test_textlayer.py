@@ -41,6 +41,13 @@ def test_words_land_where_the_page_image_shows_them(rotation):
     assert word == "Alpha" and x0 - 2 <= ix0 and y0 - 2 <= iy0 and ix1 <= x1 + 2 and iy1 <= y1 + 2
 
 
+def test_a_renderer_asked_for_no_text_layer_skips_it_and_draws_the_same_pixels():
+    data = pdf(lambda page: page.insert_text((40, 60), "Alpha", fontsize=24))
+    (bare,) = list(Renderer().render(data, text_layer=False))
+    assert bare.text_layer is None and rendered(data).text_layer.words == ["Alpha"]
+    assert np.array_equal(bare.image, rendered(data).image)
+
+
 def test_images_and_pages_without_text_have_no_layer():
     assert rendered(pdf(lambda page: page.draw_rect((20, 20, 80, 80), fill=(0, 0, 0)))).text_layer is None
 

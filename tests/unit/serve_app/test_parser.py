@@ -78,16 +78,18 @@ class Recorder(Recognizer):
     """The real Recognizer, keeping the PageRequests it was given."""
 
     requests: list = []
+    pages: list = []
 
     async def recognize(self, page, boxes, request=None):
         self.requests.append(request)
+        self.pages.append(page)
         return await super().recognize(page, boxes, request)
 
 
 def parser(config=None, broken=None):
     config = config or AppConfig()
     recognizer = Recorder(config.recognizer, Engine())
-    recognizer.requests = []
+    recognizer.requests, recognizer.pages = [], []
     layout = Layout(broken)
     p = DocumentParser(Handle(RenderStage(RendererConfig(scale=0.5))), Handle(layout), Handle(recognizer), config,
                        InProcess)
@@ -150,6 +152,18 @@ def test_restructure_and_markdown_options_shape_the_entries():
     assert all(e["markdown"]["images"] is None for e in entries)
 
 
+def test_pages_carry_their_pdf_words_only_where_the_recognizer_reads_them():
+    p, _, recognizer = parser()
+    parse(p, text_pdf(2), visualize=False)  # a model engine, textLayer auto: the words are not read
+    assert [page.text_layer for page in recognizer.pages] == [None, None]
+    parse(p, text_pdf(2), visualize=False, textLayer="prefer")
+    assert all(page.text_layer.words for page in recognizer.pages[2:])
+    recognizer.engine.best_effort = True  # the lite engine reads them (and fits its boxes with them)
+    p.text_layers.clear()
+    parse(p, text_pdf(1), visualize=False, textLayer="off")
+    assert recognizer.pages[-1].text_layer.words
+
+
 class Dying(Handle):
     """A handle whose first ``times`` calls of ``method`` fail as a Serve handle's do when the replica
     serving them dies (Ray's ActorDiedError); later calls reach the stage."""
@@ -200,11 +214,11 @@ class DiesMidStream(Handle):
         if name != "render":
             return inner
 
-        async def remote(data, doc_id, kind, pages, orient):
+        async def remote(data, doc_id, kind, pages, *rest):
             from ray.exceptions import ActorDiedError
 
             self.asked.append(list(pages))
-            rendered = await inner.remote(data, doc_id, kind, pages, orient)
+            rendered = await inner.remote(data, doc_id, kind, pages, *rest)
             if len(self.asked) > 1:
                 return rendered
 
