@@ -143,7 +143,7 @@ class Renderer:
         yield from self._render_pdf(data, doc_id, pages, text_layer)
 
     # -- PDF ---------------------------------------------------------------------------------
-    def _render_pdf(self, data, doc_id, pages, text_layer: bool = True) -> Iterator[PageImage]:
+    def _render_pdf(self, data, doc_id, pages, text_layer: bool) -> Iterator[PageImage]:
         with _MUPDF_LOCK:
             doc = self._open_pdf(data)
             count = doc.page_count
@@ -156,7 +156,7 @@ class Renderer:
             with _MUPDF_LOCK:
                 doc.close()
 
-    def _render_page(self, doc, index: int, count: int, doc_id: str, text_layer: bool = True) -> PageImage:
+    def _render_page(self, doc, index: int, count: int, doc_id: str, text_layer: bool) -> PageImage:
         import pymupdf
 
         try:
