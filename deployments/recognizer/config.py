@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.repetition import RepetitionStop
 from deployments.resources import cpu_workers_field
-from deployments.simulation.fields import GpuProfileName, simulated_gpu_field
+from deployments.simulation.fields import (GpuProfileName, ImageProcessorMode, simulated_gpu_field,
+                                          simulated_image_processor_field)
 
 HF_VLM_MODEL = "PaddlePaddle/PaddleOCR-VL"
 
@@ -52,3 +53,4 @@ class RecognizerConfig(BaseModel):
     num_cpus: float = Field(0.5, gt=0, description="Ray CPUs per replica.")
     cpu_workers: Optional[int] = cpu_workers_field()
     simulated_gpu: GpuProfileName = simulated_gpu_field()
+    simulated_image_processor: ImageProcessorMode = simulated_image_processor_field()

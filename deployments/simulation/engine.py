@@ -17,8 +17,13 @@ it, and the card would look idler than it is). It sleeps through each step (no C
 clock, so a late wake-up (the GIL) does not lengthen the timeline: the next step starts when the
 last one ended on the card.
 
-Config: ``recognizer.simulated_gpu`` (a profile of ``profiles.PROFILES``), and in
-``engine_kwargs`` the vLLM names ``max_num_seqs`` (256) and ``max_num_batched_tokens`` (16384).
+The scheduler's own CPU (its thread's clock) is counted apart, as ``core_cpu_s``: it stands in for
+vLLM's EngineCore process, which is the engine's, not the data path's.
+
+Config: ``recognizer.simulated_gpu`` (a profile of ``profiles.PROFILES``),
+``recognizer.simulated_image_processor`` (``run``; ``sizes`` computes only the processor's output
+size: a diagnostic of the data path without the processor's CPU), and in ``engine_kwargs`` the
+vLLM names ``max_num_seqs`` (256) and ``max_num_batched_tokens`` (16384).
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ class EngineStats:
     finished: int = 0
     aborted: int = 0
     processor_cpu_s: float = 0.0  # the image processor's CPU time (its thread's clock)
+    core_cpu_s: float = 0.0  # the scheduler's CPU time (its thread's clock): vLLM's EngineCore's stand-in
 
     def report(self, profile: str) -> dict:
         wall = time.monotonic() - self.since
@@ -82,7 +88,7 @@ class EngineStats:
                 "mean_running": round(self.running_sum / self.steps, 2) if self.steps else 0.0,
                 "tokens_generated": self.tokens_generated, "prefill_tokens": self.prefill_tokens,
                 "images": self.images, "finished": self.finished, "aborted": self.aborted,
-                "processor_cpu_s": round(self.processor_cpu_s, 3)}
+                "processor_cpu_s": round(self.processor_cpu_s, 3), "core_cpu_s": round(self.core_cpu_s, 3)}
 
 
 class SimulatedEngine:
@@ -97,6 +103,7 @@ class SimulatedEngine:
         kwargs = config.engine_kwargs or {}
         self.max_num_seqs = int(kwargs.get("max_num_seqs", 256))
         self.max_batched_tokens = int(kwargs.get("max_num_batched_tokens", 16384))
+        self.sizes_only = config.simulated_image_processor == "sizes"
         self.processor = None
         self.mm_thread: Optional[ThreadPoolExecutor] = None  # vLLM's _mm_executor: one thread
         self.waiting: deque[Sequence] = deque()
@@ -142,6 +149,11 @@ class SimulatedEngine:
     def _process(self, request: GenerationRequest) -> tuple[int, float]:
         """The image processor on one block (on the mm-processor thread): its patches, its CPU seconds."""
         began = time.thread_time()
+        if self.sizes_only:  # what vLLM asks of the processor when it has no image: the patch count
+            height, width = request.image.shape[:2]
+            patches = self.processor.get_number_of_image_patches(
+                height, width, {"min_pixels": request.min_pixels, "max_pixels": request.max_pixels})
+            return int(patches), time.thread_time() - began
         out = self.processor(images=[request.image], return_tensors="np",
                              size={"shortest_edge": request.min_pixels, "longest_edge": request.max_pixels})
         return int(np.prod(out["image_grid_thw"][0])), time.thread_time() - began
@@ -183,6 +195,7 @@ class SimulatedEngine:
     # -- the scheduler (its own thread) --------------------------------------------------------
     def _core(self) -> None:
         clock = 0.0  # when the card finished its last step
+        cpu = time.thread_time()  # this thread's CPU not yet counted in the totals
         while True:
             with self.lock:
                 idle = False
@@ -204,6 +217,9 @@ class SimulatedEngine:
                 stats.prefill_tokens += work.prefill_tokens
                 stats.images += len(work.images)
                 done = self._advance(prefill, decode)
+                now_cpu = time.thread_time()
+                stats.core_cpu_s += now_cpu - cpu
+                cpu = now_cpu
             for sequence, result in done:
                 self.loop.call_soon_threadsafe(_resolve, sequence.future, result)
 

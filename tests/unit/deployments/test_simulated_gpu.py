@@ -54,8 +54,8 @@ def request(i: int, side: int = 200) -> GenerationRequest:
     return GenerationRequest(f"r{i}", "OCR:", image, 112_896, 2_822_400, max_new_tokens=40)
 
 
-def run_engine(kwargs: dict, body):
-    engine = SimulatedEngine(RecognizerConfig(engine="simulated", engine_kwargs=kwargs))
+def run_engine(kwargs: dict, body, **config):
+    engine = SimulatedEngine(RecognizerConfig(engine="simulated", engine_kwargs=kwargs, **config))
     seen: list = []
     schedule = engine._schedule
 
@@ -150,7 +150,34 @@ def test_the_image_processor_runs_on_one_thread_beside_the_event_loop():
     threads = {thread for thread, _ in calls}
     assert len(calls) == 4 and len(threads) == 1 and loop_thread not in threads
     assert threads.pop().name.startswith("mm-processor") and {depth for _, depth in calls} == {1}
-    assert engine.stats()["processor_cpu_s"] > 0
+    assert engine.stats()["processor_cpu_s"] > 0 and engine.stats()["core_cpu_s"] > 0
+
+
+def test_the_sizes_only_processor_gives_the_real_processors_patch_counts_without_its_pixel_work():
+    """``simulated_image_processor: sizes`` (the data-path diagnostic): every block gets the patch
+    count the real processor gives it (so the same prefill and vision work on the card), but the
+    processor never touches its pixels."""
+    shapes = [(40, 900), (200, 600), (1200, 1000), (3000, 80), (28, 28)]
+    requests = [GenerationRequest(f"s{i}", "OCR:", np.full((h, w, 3), 200, np.uint8), 112_896, 2_822_400,
+                                  max_new_tokens=8) for i, (h, w) in enumerate(shapes)]
+
+    def patches(engine):
+        return [engine._process(r)[0] for r in requests]
+
+    async def counted(engine):
+        called = []  # the processor's pixel work (``__call__`` → ``preprocess``) would be recorded here
+        engine.processor.preprocess = lambda *a, **k: called.append(1)
+        out = patches(engine)
+        await asyncio.gather(*(engine.generate(r) for r in requests))
+        return out, called
+
+    async def real(engine):
+        return patches(engine)
+
+    expected, _, _ = run_engine({}, real)
+    (sizes, called), _, engine = run_engine({}, counted, simulated_image_processor="sizes")
+    assert sizes == expected and len(set(expected)) == len(shapes) and not called
+    assert engine.stats()["finished"] == len(shapes) and engine.stats()["images"] == len(shapes)
 
 
 def test_simulated_layout_gives_template_boxes_in_page_pixels():
