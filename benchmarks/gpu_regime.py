@@ -7,6 +7,9 @@ and formula pages, ~15 blocks a page), three ways:
 - 16 clients, no server: the same engine in this process fed by 16 clients of one-page documents,
   each page rendered and detected beforehand and sent the moment the client's last one is read
   (what one-page documents from 16 clients allow any server: a page waits for its longest block);
+- the same two 16-client runs (no server, and Serve) with the image processor's pixel work left out
+  (``simulated_image_processor: sizes``: its patch counts only): what the data path allows when
+  PaddleOCR-VL's processor, which vLLM runs on one thread of the engine's process, costs no CPU;
 - official design: in one process, one page at a time, each page's blocks batched (how the
   official basic server reads a document);
 - Serve: the application over HTTP on 127.0.0.1 at 1, 4, 16 and 64 clients, one-page documents;
@@ -18,7 +21,8 @@ and formula pages, ~15 blocks a page), three ways:
 Reports pages/s, p50/p99 latency, engine utilisation (busy fraction, mean running batch), the
 CPU milliseconds a page of every Ray process (and the same outside the models: without
 PaddleOCR-VL's image processor, which vLLM's front end runs and the engine times on its own
-thread), the ratios the GPU-regime issue asks for, and writes ``benchmarks/results/gpu_regime_<profile>.json``.
+thread, and without the simulated scheduler, which stands in for vLLM's EngineCore process and
+is timed on its own thread too), the ratios the GPU-regime issue asks for, and writes ``benchmarks/results/gpu_regime_<profile>.json``.
 Every figure is "simulated <profile>".
 
     .venv/bin/python benchmarks/gpu_regime.py [--profile rtx5090] [--pages 48] [--clients 1 4 16 64] [--bulk-copies 4]
@@ -50,12 +54,13 @@ def corpus(pages: int) -> list[bytes]:
     return [makers[i % 4](i + 1)[0].tobytes() for i in range(pages)]
 
 
-def app_config(profile: str, cards: int = 0) -> dict:
+def app_config(profile: str, cards: int = 0, processor: str = "run") -> dict:
     """The simulated stages; with ``cards``, one recognition replica (its simulated card) on each
     Ray GPU declared on this machine, and as many layout replicas (each models a card's layout
-    time; no GPU fraction, which Ray would be free to pack onto one card beside an engine)."""
+    time; no GPU fraction, which Ray would be free to pack onto one card beside an engine).
+    ``processor``: the engine's ``simulated_image_processor``."""
     config = {"layout": {"backend": "simulated", "simulated_gpu": profile},
-              "recognizer": {"engine": "simulated", "simulated_gpu": profile},
+              "recognizer": {"engine": "simulated", "simulated_gpu": profile, "simulated_image_processor": processor},
               "ingress": {"visualize": False}}
     if cards:
         config["recognizer"]["num_gpus"] = 1
@@ -99,17 +104,12 @@ def in_process(docs: list[bytes], profile: str) -> dict:
         # The same card fed by 16 clients with no data path at all: pages rendered and detected
         # beforehand, each client sending its next page the moment its last one is read. What one-page
         # documents from 16 clients allow any server; Serve's 16-client run is measured against it.
-        todo = list(zip(pages, boxes))
-
-        async def client() -> None:
-            while todo:
-                await recognizer.recognize(*todo.pop())
-
-        recognizer.engine_stats(reset=True)
-        start = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(16)))
-        closed_loop = {"clients": 16, "pages_per_s": len(pages) / (time.perf_counter() - start),
-                       **recognizer.engine_stats(reset=True)}
+        # Then the same with the processor's pixel work left out (its patch counts only).
+        closed_loop = await closed_loop_16(recognizer, pages, boxes)
+        sizes_only = Recognizer(load_config(app_config(profile, processor="sizes")).recognizer_config())
+        await sizes_only.start()
+        closed_loop_sizes = await closed_loop_16(sizes_only, pages, boxes)
+        await sizes_only.shutdown()
 
         options, cpu = _options(), dict.fromkeys(CPU_STEPS, 0.0)
         start, latencies = time.perf_counter(), []
@@ -136,14 +136,36 @@ def in_process(docs: list[bytes], profile: str) -> dict:
             latencies.append(time.perf_counter() - began)
         stats = recognizer.engine_stats(reset=True)
         cpu["of which the image processor"] = stats["processor_cpu_s"]
+        cpu["of which the simulated scheduler"] = stats["core_cpu_s"]
         official = {"pages_per_s": len(docs) / (time.perf_counter() - start), **_percentiles(latencies), **stats,
                     "cpu_ms_per_page": {k: round(1000 * v / len(docs), 1) for k, v in cpu.items()},
                     "cpu_ms_per_page_outside_models": round(
-                        1000 * (sum(cpu[k] for k in CPU_STEPS) - stats["processor_cpu_s"]) / len(docs), 1)}
+                        1000 * (sum(cpu[k] for k in CPU_STEPS) - _engine_cpu_s(stats)) / len(docs), 1)}
         await recognizer.shutdown()
-        return {"capacity": capacity, "closed_loop_16": closed_loop, "official": official}
+        return {"capacity": capacity, "closed_loop_16": closed_loop, "closed_loop_16_processor_sizes": closed_loop_sizes,
+                "official": official}
 
     return asyncio.run(run())
+
+
+async def closed_loop_16(recognizer, pages, boxes) -> dict:
+    """16 clients, each sending its next page the moment its last one is read."""
+    todo = list(zip(pages, boxes))
+
+    async def client() -> None:
+        while todo:
+            await recognizer.recognize(*todo.pop())
+
+    recognizer.engine_stats(reset=True)
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(16)))
+    return {"clients": 16, "pages_per_s": len(pages) / (time.perf_counter() - start),
+            **recognizer.engine_stats(reset=True)}
+
+
+def _engine_cpu_s(stats: dict) -> float:
+    """The engine's own CPU seconds: the model's image processor and the simulated scheduler."""
+    return stats["processor_cpu_s"] + stats["core_cpu_s"]
 
 
 def _options():
@@ -215,7 +237,7 @@ def bound(docs: list[bytes], pages: int) -> list[bytes]:
 
 
 def through_serve(docs: list[bytes], profile: str, clients_list: list[int], cards: int = 0,
-                  pages_per_document: int = 1) -> list[dict]:
+                  pages_per_document: int = 1, processor: str = "run") -> list[dict]:
     import httpx
 
     from serve_app.launch import init_local_ray
@@ -226,12 +248,12 @@ def through_serve(docs: list[bytes], profile: str, clients_list: list[int], card
     # Ray CPUs are placement tokens: room for every replica, and one more for the renderer and the
     # ingress to scale out; the processes share the machine's real cores.
     init_local_ray(log_to_driver=False, num_gpus=cards,
-                   num_cpus=math.ceil(reserved_cpus(load_config(app_config(profile, cards)))) + 1)
+                   num_cpus=math.ceil(reserved_cpus(load_config(app_config(profile, cards, processor)))) + 1)
     import ray
     from ray import serve
 
     serve.start(http_options={"host": "127.0.0.1", "port": PORT})
-    serve.run(build_app(app_config(profile, cards)), name="gpu-regime")
+    serve.run(build_app(app_config(profile, cards, processor)), name="gpu-regime")
     recognizer = serve.get_deployment_handle("recognizer", app_name="gpu-regime")
     pages = len(docs)
     docs = bound(docs, pages_per_document) if pages_per_document > 1 else docs
@@ -259,15 +281,17 @@ def through_serve(docs: list[bytes], profile: str, clients_list: list[int], card
             used = cpu_by_name(before, ray_cpu_seconds())
             stats = recognizer.engine_stats.remote(True).result() if cards <= 1 else {"cards": cards}
             cpu_ms = {name: round(1000 * seconds / pages, 1) for name, seconds in used.items()}
-            rows.append({"clients": clients, "pages_per_document": pages_per_document, "pages_per_s": pages / wall,
-                         "errors": errors,
+            rows.append({"clients": clients, "pages_per_document": pages_per_document, "image_processor": processor,
+                         "pages_per_s": pages / wall, "errors": errors,
                          **_percentiles(latencies), **stats,
                          "cpu_ms_per_page": dict(sorted(cpu_ms.items(), key=lambda kv: -kv[1])),
                          "cpu_ms_per_page_total": round(sum(cpu_ms.values()), 1)})
-            if "processor_cpu_s" in stats:  # the model's own image processor (vLLM's front end) left out
+            if "processor_cpu_s" in stats:  # the engine's own CPU (image processor, scheduler) left out
+                rows[-1]["cpu_ms_per_page_engine"] = {"image processor": round(1000 * stats["processor_cpu_s"] / pages, 1),
+                                                      "simulated scheduler": round(1000 * stats["core_cpu_s"] / pages, 1)}
                 rows[-1]["cpu_ms_per_page_outside_models"] = round(
-                    sum(cpu_ms.values()) - 1000 * stats["processor_cpu_s"] / pages, 1)
-            print(f"  Serve, {max(cards, 1)} card(s), {clients} clients, {pages_per_document}-page documents: "
+                    sum(cpu_ms.values()) - 1000 * _engine_cpu_s(stats) / pages, 1)
+            print(f"  Serve ({processor} processor), {max(cards, 1)} card(s), {clients} clients, {pages_per_document}-page documents: "
                   f"{rows[-1]['pages_per_s']:.2f} pages/s, CPU "
                   f"{rows[-1]['cpu_ms_per_page_total']} ms a page", flush=True)
     serve.shutdown()
@@ -318,6 +342,9 @@ def main(argv=None) -> int:
                         help="One more Serve run at 16 clients: the corpus four times over, bound into documents of "
                         "this many pages (0: none)")
     parser.add_argument("--bulk-copies", type=int, default=4, help="Bulk run over the corpus this many times (0: none)")
+    parser.add_argument("--processor-sizes", action=argparse.BooleanOptionalAction, default=True,
+                        help="One more Serve run at 16 clients with the image processor's pixel work left out "
+                        "(simulated_image_processor: sizes)")
     parser.add_argument("--cards", type=int, nargs="*", default=[2],
                         help="Serve runs at 16 and 64 clients with this many simulated cards (one layout and one "
                         "recognition replica each)")
@@ -330,18 +357,25 @@ def main(argv=None) -> int:
     serve_rows = through_serve(docs, args.profile, args.clients) if args.clients else []
     documents = (through_serve(docs * 4, args.profile, [16], pages_per_document=args.document_pages)
                  if args.document_pages > 1 else [])
+    sizes = through_serve(docs, args.profile, [16], processor="sizes") if args.processor_sizes else []
     bulk = through_bulk(docs, args.profile, args.bulk_copies) if args.bulk_copies else None
     cards = {n: through_serve(docs, args.profile, [16, 64], cards=n) for n in args.cards}
     capacity, official = local["capacity"]["pages_per_s"], local["official"]["pages_per_s"]
     report = {"label": label, "profile": args.profile, "pages": args.pages, "machine_cpus": len(os.sched_getaffinity(0)),
-              "capacity": local["capacity"], "closed_loop_16": local["closed_loop_16"], "official": local["official"],
-              "serve": serve_rows, "serve_multi_page_documents": documents, "bulk": bulk,
+              "capacity": local["capacity"], "closed_loop_16": local["closed_loop_16"],
+              "closed_loop_16_processor_sizes": local["closed_loop_16_processor_sizes"], "official": local["official"],
+              "serve": serve_rows, "serve_multi_page_documents": documents, "serve_processor_sizes": sizes, "bulk": bulk,
               "serve_on_cards": {str(n): rows for n, rows in cards.items()}}
     if bulk:
         report["bulk_share_of_capacity"] = round(bulk["steady_pages_per_s"] / capacity, 3)
     at16 = next((r for r in serve_rows if r["clients"] == 16), None)
     if documents:
         report["share_of_capacity_16_multi_page"] = round(documents[0]["pages_per_s"] / capacity, 3)
+    loop_sizes = local["closed_loop_16_processor_sizes"]["pages_per_s"]
+    report["closed_loop_share_of_capacity_16_processor_sizes"] = round(loop_sizes / capacity, 3)
+    if sizes:
+        report["share_of_capacity_16_processor_sizes"] = round(sizes[0]["pages_per_s"] / capacity, 3)
+        report["share_of_closed_loop_16_processor_sizes"] = round(sizes[0]["pages_per_s"] / loop_sizes, 3)
     if at16:
         report.update({"ratio_vs_official_16": round(at16["pages_per_s"] / official, 3),
                        "share_of_capacity_16": round(at16["pages_per_s"] / capacity, 3),
@@ -354,14 +388,17 @@ def main(argv=None) -> int:
     print(f"{'run':<22}{'pages/s':>9}{'p50 s':>8}{'p99 s':>8}{'busy':>7}{'batch':>7}{'errors':>8}")
     print(f"{'capacity (all blocks)':<22}{capacity:>9.2f}{'':>8}{'':>8}{local['capacity']['busy_fraction']:>7.0%}"
           f"{local['capacity']['mean_running']:>7}")
-    c = local["closed_loop_16"]
-    print(f"{'16 clients, no server':<22}{c['pages_per_s']:>9.2f}{'':>8}{'':>8}{c['busy_fraction']:>7.0%}"
-          f"{c['mean_running']:>7}")
+    for name, c in (("16 clients, no server", local["closed_loop_16"]),
+                    ("the same, sizes only", local["closed_loop_16_processor_sizes"])):
+        print(f"{name:<22}{c['pages_per_s']:>9.2f}{'':>8}{'':>8}{c['busy_fraction']:>7.0%}{c['mean_running']:>7}")
     o = local["official"]
     print(f"{'official design':<22}{official:>9.2f}{o['p50_s']:>8.2f}{o['p99_s']:>8.2f}{o['busy_fraction']:>7.0%}"
           f"{o['mean_running']:>7}")
     for r in serve_rows:
         print(f"{'Serve, ' + str(r['clients']) + ' clients':<22}{r['pages_per_s']:>9.2f}{r['p50_s']:>8.2f}"
+              f"{r['p99_s']:>8.2f}{r['busy_fraction']:>7.0%}{r['mean_running']:>7}{r['errors']:>8}")
+    for r in sizes:
+        print(f"{'Serve, 16, sizes only':<22}{r['pages_per_s']:>9.2f}{r['p50_s']:>8.2f}"
               f"{r['p99_s']:>8.2f}{r['busy_fraction']:>7.0%}{r['mean_running']:>7}{r['errors']:>8}")
     for r in documents:
         name = f"Serve, 16, {r['pages_per_document']}-page docs"
@@ -378,9 +415,12 @@ def main(argv=None) -> int:
         print(f"Serve at 16 clients: {report['ratio_vs_official_16']}× the official design, "
               f"{report['share_of_capacity_16']:.0%} of capacity, engine busy {report['utilisation_16']:.0%}; CPU "
               f"{report['cpu_ms_per_page_16']} ms a page, {report['cpu_ms_per_page_outside_models_16']} ms outside the "
-              "models (the image processor left out)")
+              "models (the image processor and the simulated scheduler left out)")
         print(f"16 one-page clients fed with no server at all reach {report['closed_loop_share_of_capacity_16']:.0%} of "
               f"capacity; Serve reaches {report['share_of_closed_loop_16']:.0%} of that")
+    print(f"with the image processor's pixel work left out (sizes only): 16 clients with no server "
+          f"{report['closed_loop_share_of_capacity_16_processor_sizes']:.0%} of capacity"
+          + (f", Serve {report['share_of_capacity_16_processor_sizes']:.0%}" if sizes else ""))
     out = ROOT / "benchmarks" / "results" / f"gpu_regime_{args.profile}.json"
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
