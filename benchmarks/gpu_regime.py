@@ -7,9 +7,10 @@ and formula pages, ~15 blocks a page), three ways:
 - 16 clients, no server: the same engine in this process fed by 16 clients of one-page documents,
   each page rendered and detected beforehand and sent the moment the client's last one is read
   (what one-page documents from 16 clients allow any server: a page waits for its longest block);
-- the same two 16-client runs (no server, and Serve) with the image processor's pixel work left out
-  (``simulated_image_processor: sizes``: its patch counts only): what the data path allows when
-  PaddleOCR-VL's processor, which vLLM runs on one thread of the engine's process, costs no CPU;
+- the same two 16-client runs (no server, and Serve) and the bulk run with the image processor's
+  pixel work left out (``simulated_image_processor: sizes``: its patch counts only): what the data
+  path allows when PaddleOCR-VL's processor, which vLLM runs on one thread of the engine's process,
+  costs no CPU;
 - official design: in one process, one page at a time, each page's blocks batched (how the
   official basic server reads a document);
 - Serve: the application over HTTP on 127.0.0.1 at 1, 4, 16 and 64 clients, one-page documents;
@@ -299,7 +300,7 @@ def through_serve(docs: list[bytes], profile: str, clients_list: list[int], card
     return rows
 
 
-def through_bulk(docs: list[bytes], profile: str, copies: int) -> dict:
+def through_bulk(docs: list[bytes], profile: str, copies: int, processor: str = "run") -> dict:
     """Two bulk jobs, over the corpus ``copies`` and ``3 × copies`` times; the pages the second
     parses beyond the first, over the time it takes beyond the first, is the rate after start-up
     (documents finish in bursts of a recognition batch, so their timestamps cannot give it)."""
@@ -319,17 +320,17 @@ def through_bulk(docs: list[bytes], profile: str, copies: int) -> dict:
         import ray
 
         start = time.perf_counter()
-        code = run(BulkConfig(input=str(tmp / "in"), output=str(tmp / "out"), app=app_config(profile),
+        code = run(BulkConfig(input=str(tmp / "in"), output=str(tmp / "out"), app=app_config(profile, processor=processor),
                               render_num_cpus=0.25, recognize_batch=64, shard_size=64, progress_every_s=60))
         wall = time.perf_counter() - start
         ray.shutdown()
         summary = json.loads((tmp / "out" / "_SUMMARY.json").read_text())
         assert code == 0 and summary["by_status"] == {"ok": summary["documents"]}, summary
         runs.append({"pages": summary["pages"], "wall_s": round(wall, 1), "pages_per_s": summary["pages"] / wall})
-        print(f"  bulk: {summary['pages']} pages in {wall:.1f} s ({summary['pages'] / wall:.2f} pages/s with start-up)",
-              flush=True)
+        print(f"  bulk ({processor} processor): {summary['pages']} pages in {wall:.1f} s "
+              f"({summary['pages'] / wall:.2f} pages/s with start-up)", flush=True)
     steady = (runs[1]["pages"] - runs[0]["pages"]) / (runs[1]["wall_s"] - runs[0]["wall_s"])
-    return {"runs": runs, "steady_pages_per_s": steady}
+    return {"image_processor": processor, "runs": runs, "steady_pages_per_s": steady}
 
 
 def main(argv=None) -> int:
@@ -343,8 +344,8 @@ def main(argv=None) -> int:
                         "this many pages (0: none)")
     parser.add_argument("--bulk-copies", type=int, default=4, help="Bulk run over the corpus this many times (0: none)")
     parser.add_argument("--processor-sizes", action=argparse.BooleanOptionalAction, default=True,
-                        help="One more Serve run at 16 clients with the image processor's pixel work left out "
-                        "(simulated_image_processor: sizes)")
+                        help="One more Serve run at 16 clients (and bulk run, with --bulk-copies) with the image "
+                        "processor's pixel work left out (simulated_image_processor: sizes)")
     parser.add_argument("--cards", type=int, nargs="*", default=[2],
                         help="Serve runs at 16 and 64 clients with this many simulated cards (one layout and one "
                         "recognition replica each)")
@@ -359,15 +360,25 @@ def main(argv=None) -> int:
                  if args.document_pages > 1 else [])
     sizes = through_serve(docs, args.profile, [16], processor="sizes") if args.processor_sizes else []
     bulk = through_bulk(docs, args.profile, args.bulk_copies) if args.bulk_copies else None
+    bulk_sizes = (through_bulk(docs, args.profile, args.bulk_copies, processor="sizes")
+                  if args.bulk_copies and args.processor_sizes else None)
     cards = {n: through_serve(docs, args.profile, [16, 64], cards=n) for n in args.cards}
     capacity, official = local["capacity"]["pages_per_s"], local["official"]["pages_per_s"]
     report = {"label": label, "profile": args.profile, "pages": args.pages, "machine_cpus": len(os.sched_getaffinity(0)),
               "capacity": local["capacity"], "closed_loop_16": local["closed_loop_16"],
               "closed_loop_16_processor_sizes": local["closed_loop_16_processor_sizes"], "official": local["official"],
               "serve": serve_rows, "serve_multi_page_documents": documents, "serve_processor_sizes": sizes, "bulk": bulk,
+              "bulk_processor_sizes": bulk_sizes,
               "serve_on_cards": {str(n): rows for n, rows in cards.items()}}
     if bulk:
         report["bulk_share_of_capacity"] = round(bulk["steady_pages_per_s"] / capacity, 3)
+    if bulk_sizes:
+        report["bulk_share_of_capacity_processor_sizes"] = round(bulk_sizes["steady_pages_per_s"] / capacity, 3)
+    # One engine's front end runs the image processor on one thread: the pages a second it can feed
+    # at most, at its cost a page in the official design's run (one page at a time, no contention).
+    processor_ms = local["official"]["cpu_ms_per_page"]["of which the image processor"]
+    report["image_processor_ms_per_page"] = processor_ms
+    report["image_processor_ceiling_pages_per_s"] = round(1000 / processor_ms, 2)
     at16 = next((r for r in serve_rows if r["clients"] == 16), None)
     if documents:
         report["share_of_capacity_16_multi_page"] = round(documents[0]["pages_per_s"] / capacity, 3)
@@ -410,7 +421,12 @@ def main(argv=None) -> int:
                   f"{r['p99_s']:>8.2f}{'':>7}{'':>7}{r['errors']:>8}")
     if bulk:
         print(f"{'bulk (after start-up)':<22}{bulk['steady_pages_per_s']:>9.2f}")
-        print(f"bulk after start-up: {report['bulk_share_of_capacity']:.0%} of capacity")
+    if bulk_sizes:
+        print(f"{'bulk, sizes only':<22}{bulk_sizes['steady_pages_per_s']:>9.2f}")
+    if bulk:
+        print(f"bulk after start-up: {report['bulk_share_of_capacity']:.0%} of capacity"
+              + (f" ({report['bulk_share_of_capacity_processor_sizes']:.0%} with the processor's pixel work left out)"
+                 if bulk_sizes else ""))
     if at16:
         print(f"Serve at 16 clients: {report['ratio_vs_official_16']}× the official design, "
               f"{report['share_of_capacity_16']:.0%} of capacity, engine busy {report['utilisation_16']:.0%}; CPU "
@@ -418,6 +434,8 @@ def main(argv=None) -> int:
               "models (the image processor and the simulated scheduler left out)")
         print(f"16 one-page clients fed with no server at all reach {report['closed_loop_share_of_capacity_16']:.0%} of "
               f"capacity; Serve reaches {report['share_of_closed_loop_16']:.0%} of that")
+    print(f"the image processor: {processor_ms} ms a page on its one thread, so one engine's front end feeds at most "
+          f"{report['image_processor_ceiling_pages_per_s']} pages/s")
     print(f"with the image processor's pixel work left out (sizes only): 16 clients with no server "
           f"{report['closed_loop_share_of_capacity_16_processor_sizes']:.0%} of capacity"
           + (f", Serve {report['share_of_capacity_16_processor_sizes']:.0%}" if sizes else ""))
