@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from deployments.datamodel import LayoutBox, PageError, PageImage, PageResult
 from deployments.recognizer.assist import best_effort_boxes, texts_from_layer
 from deployments.recognizer.config import RecognizerConfig
-from deployments.recognizer.engines import Engine, GenerationRequest, GenerationResult, create_engine
+from deployments.recognizer.engines import Engine, GenerationRequest, GenerationResult, create_engine, engine_class
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.planning import plan_page
 from deployments.recognizer.results import build_page_result
@@ -75,6 +75,24 @@ def jpeg_roundtrip(image: np.ndarray, quality: Optional[int]) -> np.ndarray:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG", quality=quality)
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def uses_text_layer(mode: TextLayerMode, best_effort: bool) -> bool:
+    """auto: the PDF's own text where it is good, for a best-effort engine (lite); prefer: for
+    every engine (text blocks skip the model); off: never."""
+    return mode == "prefer" or (mode == "auto" and best_effort)
+
+
+def needs_text_layer(mode: TextLayerMode, best_effort: bool) -> bool:
+    """Whether pages must come with their PDF's words: to read text blocks from them, or for a
+    best-effort engine's boxes (``best_effort_boxes``). Otherwise the renderer skips them."""
+    return uses_text_layer(mode, best_effort) or best_effort
+
+
+def pages_need_text_layer(config: RecognizerConfig, mode: TextLayerMode) -> bool:
+    """``needs_text_layer`` for the engine ``config`` picks, before any engine starts (a bulk
+    job's render tasks run before its recognition actors)."""
+    return needs_text_layer(mode, bool(getattr(engine_class(choose_engine(config)[0]), "best_effort", False)))
 
 
 class Recognizer:
@@ -151,14 +169,10 @@ class Recognizer:
         return bool(getattr(self.engine, "best_effort", False))
 
     def uses_text_layer(self, mode: TextLayerMode) -> bool:
-        """auto: the PDF's own text where it is good, for a best-effort engine (lite); prefer: for
-        every engine (text blocks skip the model); off: never."""
-        return mode == "prefer" or (mode == "auto" and self.best_effort)
+        return uses_text_layer(mode, self.best_effort)
 
     def needs_text_layer(self, mode: TextLayerMode) -> bool:
-        """Whether pages must come with their PDF's words: to read text blocks from them, or for a
-        best-effort engine's boxes (``best_effort_boxes``). Otherwise the renderer skips them."""
-        return self.uses_text_layer(mode) or self.best_effort
+        return needs_text_layer(mode, self.best_effort)
 
     async def _read_blocks(self, plan, request: PageRequest, skip: Collection[int] = ()) -> dict[int, GenerationResult]:
         blocks = [b for b in plan.blocks if b.needs_model and b.index not in skip]

@@ -63,8 +63,13 @@ def pipeline(config: BulkConfig, app, options, items: list[dict]):
         return ds.map_batches(ServeWorker, batch_size=1, batch_format="numpy", num_cpus=0.25,
                               compute=ActorPoolStrategy(size=config.serve_clients),
                               fn_constructor_kwargs={"serve_url": config.serve_url, "request": config.request})
-    # ``options`` (a frozen pydantic model) is pickled to every worker as itself.
-    ds = ds.flat_map(render_document, fn_kwargs={"renderer": app.renderer.model_dump(mode="json"), "options": options},
+    from deployments.recognizer.recognizer import pages_need_text_layer
+
+    # ``options`` (a frozen pydantic model) is pickled to every worker as itself. Pages carry their
+    # PDF's words only where the recognition engine reads them.
+    text_layer = pages_need_text_layer(app.recognizer_config(), options.text_layer)
+    ds = ds.flat_map(render_document, fn_kwargs={"renderer": app.renderer.model_dump(mode="json"), "options": options,
+                                                 "text_layer": text_layer},
                      num_cpus=config.render_num_cpus)
     ds = ds.map_batches(LayoutWorker, batch_size=app.layout.batch_size, batch_format="numpy",
                         compute=ActorPoolStrategy(size=config.layout_workers), **_resources(app.layout),

@@ -41,11 +41,12 @@ def _read(row: dict, doc: DocumentTask) -> tuple[Optional[bytes], Optional[Docum
 _render_workers: dict[str, "RenderWorker"] = {}
 
 
-def render_document(row: dict, renderer: dict, options: ParseOptions) -> Iterator[dict]:
-    """flat_map task: one document → one row per selected page, or one row for the document."""
-    key = json.dumps([renderer, options.model_dump(mode="json")], sort_keys=True)
+def render_document(row: dict, renderer: dict, options: ParseOptions, text_layer: bool = True) -> Iterator[dict]:
+    """flat_map task: one document → one row per selected page, or one row for the document; with
+    ``text_layer`` a PDF page carries its own words (``pages_need_text_layer``)."""
+    key = json.dumps([renderer, options.model_dump(mode="json"), text_layer], sort_keys=True)
     if key not in _render_workers:  # one per task process and configuration
-        _render_workers[key] = RenderWorker(renderer, options)
+        _render_workers[key] = RenderWorker(renderer, options, text_layer)
     for item in _render_workers[key].pages(row):
         yield to_row(item)
 
@@ -53,10 +54,11 @@ def render_document(row: dict, renderer: dict, options: ParseOptions) -> Iterato
 class RenderWorker:
     """The rendering step of a bulk job (the ``renderer`` stage)."""
 
-    def __init__(self, renderer: dict, options: ParseOptions):
+    def __init__(self, renderer: dict, options: ParseOptions, text_layer: bool = True):
         from deployments.renderer import Renderer, RendererConfig
 
         self.renderer, self.options = Renderer(RendererConfig(**renderer)), options
+        self.text_layer = text_layer
 
     def pages(self, row: dict) -> Iterator[Item]:
         from deployments.renderer import InputError, parse_page_ranges
@@ -82,7 +84,8 @@ class RenderWorker:
                 count: int) -> Iterator[PageTask]:
         sent = 0
         try:
-            for page in self.renderer.render(data, doc.doc_id[:16], kind, indices, self.options.orient):
+            for page in self.renderer.render(data, doc.doc_id[:16], kind, indices, self.options.orient,
+                                             self.text_layer):
                 yield PageTask(doc, page)
                 sent += 1
         except Exception as exc:  # noqa: BLE001 - the pages not sent fail; those sent stay

@@ -71,6 +71,13 @@ class EngineStartError(RuntimeError):
 EXTRAS = {"vllm": "gpu] (or [cpu", "transformers": "cpu", "lite": "test", "simulated": "cpu"}
 
 
+def engine_class(name: str) -> type:
+    """The class of engine ``name``, not started (its class attributes: ``best_effort``, ``tasks``)."""
+    from deployments.registry import resolve
+
+    return resolve(ENGINES, name, "recognition engine", EngineStartError)
+
+
 def create_engine(name: str, config) -> Engine:
     from deployments.registry import create
 

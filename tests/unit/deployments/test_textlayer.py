@@ -48,6 +48,20 @@ def test_a_renderer_asked_for_no_text_layer_skips_it_and_draws_the_same_pixels()
     assert np.array_equal(bare.image, rendered(data).image)
 
 
+@pytest.mark.parametrize("engine, model, mode, needed", [
+    ("simulated", None, "auto", False), ("simulated", None, "off", False), ("simulated", None, "prefer", True),
+    ("transformers", "/models/x", "auto", False),
+    ("auto", None, "auto", True), ("auto", None, "off", True),  # auto without a model: lite (best effort)
+])
+def test_whether_pages_need_their_words_is_known_before_any_engine_starts(engine, model, mode, needed):
+    """A bulk job's render tasks run before its engine starts: the rule is the recognizer's, read
+    from the class of the engine the config picks."""
+    from deployments.recognizer.config import RecognizerConfig
+    from deployments.recognizer.recognizer import pages_need_text_layer
+
+    assert pages_need_text_layer(RecognizerConfig(engine=engine, model=model), mode) is needed
+
+
 def test_images_and_pages_without_text_have_no_layer():
     assert rendered(pdf(lambda page: page.draw_rect((20, 20, 80, 80), fill=(0, 0, 0)))).text_layer is None
 

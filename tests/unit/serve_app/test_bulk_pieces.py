@@ -140,6 +140,20 @@ def test_rendering_yields_selected_pages_or_one_document_item_and_skips_done_con
     assert item.skipped
 
 
+def test_render_tasks_skip_the_words_of_pages_whose_engine_does_not_read_them(tmp_path):
+    source = tmp_path / "words.pdf"
+    source.write_bytes(text_pdf(2, "Words on page {n}"))
+
+    def layers(text_layer):
+        rows = render_document({"source": str(source)}, renderer={}, options=ParseOptions.from_request({}),
+                               text_layer=text_layer)
+        return [from_row(r).page.text_layer for r in rows]
+
+    with_words, without = layers(True), layers(False)
+    assert len(with_words) == 2 and all(layer for layer in with_words)
+    assert without == [None, None]
+
+
 def test_command_line_flags_and_fingerprint(tmp_path):
     (tmp_path / "app.yaml").write_text("applications:\n- name: x\n  args: {layout: {num_gpus: 0.1}}\n")
     config = parse_args(["--input", "in", "--output", "out", "--config", str(tmp_path / "app.yaml"),
