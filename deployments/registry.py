@@ -8,7 +8,7 @@ from typing import Any
 
 
 def resolve(registry: dict[str, str], name: str, what: str, error: type[Exception]) -> type:
-    """The class ``registry[name]`` names, imported (its module imports nothing heavy)."""
+    """The class ``registry[name]`` names, imported, not instantiated."""
     if name not in registry:
         raise error(f"unknown {what} {name!r}; choose one of {sorted(registry)}")
     module, cls = registry[name].split(":")
@@ -19,8 +19,6 @@ def create(registry: dict[str, str], name: str, what: str, extras: dict[str, str
            *args: Any) -> Any:
     """Import and instantiate ``registry[name](*args)``; a missing package, whether imported by the
     module or by the constructor, is reported with the extra that provides it."""
-    if name not in registry:
-        raise error(f"unknown {what} {name!r}; choose one of {sorted(registry)}")
     try:
         return resolve(registry, name, what, error)(*args)
     except ImportError as exc:

@@ -150,7 +150,7 @@ def test_render_tasks_skip_the_words_of_pages_whose_engine_does_not_read_them(tm
         return [from_row(r).page.text_layer for r in rows]
 
     with_words, without = layers(True), layers(False)
-    assert len(with_words) == 2 and all(layer for layer in with_words)
+    assert len(with_words) == 2 and all(layer.words for layer in with_words)
     assert without == [None, None]
 
 
