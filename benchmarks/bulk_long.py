@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -141,7 +142,7 @@ def node_loss(tmp: Path, app: dict) -> dict:
             job.kill()
             logs, _ = job.communicate()
     finally:
-        cluster.stop()
+        cluster.stop(remove_temp_dir=True)
     sources = pq.read_table(output / "parquet", columns=["source"]).column("source").to_pylist() \
         if (output / "parquet").exists() else []
     expected = {str(p) for p in (tmp / "corpus-node").iterdir()}
@@ -188,11 +189,15 @@ def long_run(pages: int, profile: str, seed: int | None) -> int:
     import ray
 
     print(f"{label}: bulk jobs of 1,000 and {pages:,} pages ({PAGES_PER_DOC}-page documents)", flush=True)
-    small, large = memory_at(tmp, 1000, app), memory_at(tmp, pages, app)
-    kill = sigkill_and_resubmit(tmp, app, seed)
-    ray.shutdown()
-    cost = commit_cost(tmp)
-    node = node_loss(tmp, app)
+    try:  # the corpora and the jobs' outputs are removed at the end, whatever happens
+        small, large = memory_at(tmp, 1000, app), memory_at(tmp, pages, app)
+        kill = sigkill_and_resubmit(tmp, app, seed)
+        ray.shutdown()
+        cost = commit_cost(tmp)
+        node = node_loss(tmp, app)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     def ratio(a: int, b: int) -> float:
         return round(b / a, 3) if a else float("nan")

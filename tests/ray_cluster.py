@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,7 +76,9 @@ class LocalCluster:
                          for n in ("head", "node") if (self.temp_dir / f"ray-{n}.log").exists())
         raise RuntimeError(f"the Ray cluster did not reach {count} live nodes in {timeout:.0f} s:\n{logs}")
 
-    def stop(self) -> None:
+    def stop(self, remove_temp_dir: bool = False) -> None:
+        """Stop both nodes (by their pids); with ``remove_temp_dir``, also delete the cluster's
+        temp dir (its logs and sessions), which the caller made for it."""
         for proc in reversed(self.procs):  # the second node first, then the head
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -85,3 +88,5 @@ class LocalCluster:
                     proc.kill()
                     proc.wait()
         self.procs.clear()
+        if remove_temp_dir:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
