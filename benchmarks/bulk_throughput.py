@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -156,21 +157,24 @@ def main() -> None:
                    runtime_env={"env_vars": {"VLLM_PLUGINS": "", "VLLM_HOST_IP": "127.0.0.1", "HF_HUB_OFFLINE": "1"}})
     import ray  # after init_local_ray, which must come before ray's first import
     report: dict = {"setup": args.setup, "cores": os.cpu_count(), "pages_per_doc": PAGES_PER_DOC}
-    docs = corpus(tmp / "corpus", args.pages)
-    rate, pages, _ = bulk(tmp / "corpus", tmp / "out", app)
-    steady = steady_rate(tmp / "out")
-    report["bulk"] = {"pages": pages, "pages_per_s": round(rate, 2), "steady_pages_per_s": round(steady, 2)}
-    print(f"bulk job: {pages} pages, {rate:.2f} pages/s with start-up, {steady:.2f} pages/s after the first "
-          "document", flush=True)
-    for size in [int(s) for s in args.memory.split(",") if s]:
-        corpus(tmp / f"corpus-{size}", size)
-        _, pages, memory = bulk(tmp / f"corpus-{size}", tmp / f"out-{size}", app)
-        row = {"pages": pages, "driver_peak_mb": memory.driver >> 20, "workers_peak_total_mb": memory.workers >> 20,
-               "largest_worker_peak_mb": memory.largest >> 20, "largest_worker": memory.largest_name}
-        report.setdefault("memory", []).append(row)
-        print(f"memory at {pages} pages: driver {row['driver_peak_mb']} MB, workers {row['workers_peak_total_mb']} MB "
-              f"in all, largest worker {row['largest_worker_peak_mb']} MB ({memory.largest_name})", flush=True)
-    ray.shutdown()
+    try:  # the corpora and the jobs' outputs are removed at the end, whatever happens
+        docs = corpus(tmp / "corpus", args.pages)
+        rate, pages, _ = bulk(tmp / "corpus", tmp / "out", app)
+        steady = steady_rate(tmp / "out")
+        report["bulk"] = {"pages": pages, "pages_per_s": round(rate, 2), "steady_pages_per_s": round(steady, 2)}
+        print(f"bulk job: {pages} pages, {rate:.2f} pages/s with start-up, {steady:.2f} pages/s after the first "
+              "document", flush=True)
+        for size in [int(s) for s in args.memory.split(",") if s]:
+            corpus(tmp / f"corpus-{size}", size)
+            _, pages, memory = bulk(tmp / f"corpus-{size}", tmp / f"out-{size}", app)
+            row = {"pages": pages, "driver_peak_mb": memory.driver >> 20, "workers_peak_total_mb": memory.workers >> 20,
+                   "largest_worker_peak_mb": memory.largest >> 20, "largest_worker": memory.largest_name}
+            report.setdefault("memory", []).append(row)
+            print(f"memory at {pages} pages: driver {row['driver_peak_mb']} MB, workers {row['workers_peak_total_mb']} MB "
+                  f"in all, largest worker {row['largest_worker_peak_mb']} MB ({memory.largest_name})", flush=True)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
     if not args.skip_loop:
         loop = sequential(docs, app)
         report["plain_loop_pages_per_s"] = round(loop, 2)

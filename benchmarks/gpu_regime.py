@@ -323,6 +323,7 @@ def through_bulk(docs: list[bytes], profile: str, copies: int, processor: str = 
     """Two bulk jobs, over the corpus ``copies`` and ``3 × copies`` times; the pages the second
     parses beyond the first, over the time it takes beyond the first, is the rate after start-up
     (documents finish in bursts of a recognition batch, so their timestamps cannot give it)."""
+    import shutil
     import tempfile
 
     from serve_app.bulk import BulkConfig, run
@@ -338,12 +339,15 @@ def through_bulk(docs: list[bytes], profile: str, copies: int, processor: str = 
         init_local_ray(log_to_driver=False)
         import ray
 
-        start = time.perf_counter()
-        code = run(BulkConfig(input=str(tmp / "in"), output=str(tmp / "out"), app=app_config(profile, processor=processor),
-                              render_num_cpus=0.25, recognize_batch=64, shard_size=64, progress_every_s=60))
-        wall = time.perf_counter() - start
-        ray.shutdown()
-        summary = json.loads((tmp / "out" / "_SUMMARY.json").read_text())
+        try:  # the corpus copies and the job's output are removed at the end, whatever happens
+            start = time.perf_counter()
+            code = run(BulkConfig(input=str(tmp / "in"), output=str(tmp / "out"), app=app_config(profile, processor=processor),
+                                  render_num_cpus=0.25, recognize_batch=64, shard_size=64, progress_every_s=60))
+            wall = time.perf_counter() - start
+            summary = json.loads((tmp / "out" / "_SUMMARY.json").read_text())
+        finally:
+            ray.shutdown()
+            shutil.rmtree(tmp, ignore_errors=True)
         assert code == 0 and summary["by_status"] == {"ok": summary["documents"]}, summary
         runs.append({"pages": summary["pages"], "wall_s": round(wall, 1), "pages_per_s": summary["pages"] / wall})
         print(f"  bulk ({processor} processor): {summary['pages']} pages in {wall:.1f} s "
