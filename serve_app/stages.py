@@ -85,9 +85,9 @@ class RecognizeStage:
         return True
 
     def __del__(self):
-        engine = getattr(getattr(self, "recognizer", None), "engine", None)
-        if engine is not None and getattr(engine, "engine", None) is not None:
+        close = getattr(getattr(getattr(self, "recognizer", None), "engine", None), "close", None)
+        if close is not None:  # the vLLM engine: its EngineCore process, error log and socket folder
             try:
-                engine.engine.shutdown()
+                close()
             except Exception:  # noqa: BLE001 - best effort at replica teardown
                 pass

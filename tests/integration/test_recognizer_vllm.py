@@ -52,6 +52,14 @@ async def until(condition, polls: int = 2400) -> bool:
     return condition()
 
 
+def temp_entries() -> set[str]:
+    """The temp dir's entries: where vLLM's ZMQ sockets went before each engine had its RpcFolder."""
+    import os
+    import tempfile
+
+    return set(os.listdir(tempfile.gettempdir()))
+
+
 @pytest.fixture(scope="module")
 def fixed(run, tiny_vlm_fixed):
     recognizer = Recognizer(engine=VllmEngine(cpu_config(tiny_vlm_fixed)), config=cpu_config(tiny_vlm_fixed))
@@ -181,8 +189,11 @@ def test_the_models_own_chat_template_reaches_the_engines_prompt(run, tiny_vlm_f
     shutil.copytree(tiny_vlm_fixed, model)
     (model / "chat_template.jinja").write_text(VLM_CHAT_TEMPLATE.replace("User: ", "Reader, transcribe. User: "))
     recognizer = Recognizer(cpu_config(model), VllmEngine(cpu_config(model)))
+    before = temp_entries()
     run(recognizer.start())
+    rpc = recognizer.engine.rpc.path
     try:
+        assert any(p.is_socket() for p in rpc.iterdir())  # the engine's ZMQ sockets, in its own folder
         template = recognizer.engine.template
         assert template.startswith("<|begin_of_sentence|>Reader, transcribe. User: <|IMAGE_START|>")
         assert template.format(prompt="OCR:").endswith("<|IMAGE_END|>OCR:\nAssistant: ")
@@ -191,6 +202,7 @@ def test_the_models_own_chat_template_reaches_the_engines_prompt(run, tiny_vlm_f
         assert [b.content for b in result.blocks if b.label == "text"] == [FIXED_ANSWER]
     finally:
         run(recognizer.shutdown())
+    assert not rpc.exists() and temp_entries() - before == set()  # no socket, log or folder left behind
 
 
 @pytest.mark.parametrize("template, fragment", [
@@ -220,8 +232,10 @@ def test_an_engine_core_failure_reports_its_root_cause_and_the_fix_that_fits(run
     from deployments.recognizer.engines import EngineStartError
 
     config = cpu_config(tiny_vlm_fixed).model_copy(update={"cpu_kv_cache_gb": 0.00001})
+    engine, before = VllmEngine(config), temp_entries()
     with pytest.raises(EngineStartError) as raised:
-        run(VllmEngine(config).start())
+        run(engine.start())
+    assert engine.rpc is None and engine.errors is None and temp_entries() - before == set()
     message = str(raised.value)
     assert "ValueError: No available memory for the cache blocks" in message
     assert "recognizer.cpu_kv_cache_gb" in message

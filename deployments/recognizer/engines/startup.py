@@ -7,15 +7,18 @@ writes errors to a per-process file, so the start-up error can quote the root ca
 ``start_failure`` then adds the fix that fits it: the memory plan's numbers for memory failures,
 the offline download for hub or file failures, nothing misleading otherwise.
 
-Also here: the files a local checkpoint directory (e.g. a fine-tuning output) must hold.
+Also here: ``RpcFolder`` (where one engine's ZMQ sockets go, removed with it) and the files a local
+checkpoint directory (e.g. a fine-tuning output) must hold.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -31,6 +34,34 @@ _HUB = re.compile(r"huggingface|hub|repository not found|repo id|LocalEntryNotFo
 # "ValueError: ..." at the end of a traceback; vLLM prefixes every logged line ("ERROR 11-30 ... [core.py:1510] ").
 _EXCEPTION_LINE = re.compile(r"(?:^|\s)(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
 _FORMAT = "%(levelname)s %(asctime)s [%(filename)s:%(lineno)d] %(message)s"
+
+
+class RpcFolder:
+    """A folder of one engine's own for the ZMQ IPC sockets between vLLM's front end and its
+    EngineCore process, removed when the engine shuts down. vLLM names them
+    ``$VLLM_RPC_BASE_PATH/<uuid>`` (default: the temp dir) and leaves the socket files behind, seven
+    per engine started here, so replicas that restart, and test sessions, would fill /tmp. vLLM
+    makes them all while the engine starts (the EngineCore process inherits the setting), so the
+    setting is this folder only for that while; a base path the user set is kept as the parent."""
+
+    def __init__(self):
+        base = os.environ.get("VLLM_RPC_BASE_PATH") or tempfile.gettempdir()
+        self.path = Path(tempfile.mkdtemp(prefix="vllm-rpc-", dir=base))  # short: socket paths are limited
+
+    @contextlib.contextmanager
+    def active(self):
+        before = os.environ.get("VLLM_RPC_BASE_PATH")
+        os.environ["VLLM_RPC_BASE_PATH"] = str(self.path)
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("VLLM_RPC_BASE_PATH", None)
+            else:
+                os.environ["VLLM_RPC_BASE_PATH"] = before
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 class ErrorLog:

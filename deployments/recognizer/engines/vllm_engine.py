@@ -12,7 +12,7 @@ from typing import Optional
 from deployments.dtypes import resolve
 from deployments.recognizer.config import HF_VLM_MODEL, RecognizerConfig
 from deployments.recognizer.engines import ALL_TASKS, EngineStartError, GenerationRequest, GenerationResult
-from deployments.recognizer.engines.startup import ErrorLog, missing_checkpoint_files, start_failure
+from deployments.recognizer.engines.startup import ErrorLog, RpcFolder, missing_checkpoint_files, start_failure
 from deployments.recognizer.repetition import repeated_tail
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class VllmEngine:
         self.capability: Optional[tuple[int, int]] = None
         self.remote_code = False
         self.errors: Optional[ErrorLog] = None
+        self.rpc: Optional[RpcFolder] = None
 
     def _plan_gpu(self) -> None:
         """On a CUDA machine size the engine from the card's free memory (the memory plan), read with
@@ -89,6 +90,13 @@ class VllmEngine:
             log.info("GPU memory plan on %s: %s", device.name, self.memory_plan.describe())
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:  # a start that fails leaves no engine process, error log or socket folder
+            self.close()
+            raise
+
+    async def _start(self) -> None:
         os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
         self.errors = errors = ErrorLog()
         errors.install()  # before vLLM is imported: EngineCore's root cause reaches the start-up error
@@ -101,13 +109,14 @@ class VllmEngine:
         if model.startswith("/") or model.startswith("."):
             self._check_directory(Path(model))
         log.info("starting vLLM AsyncLLM: %s", args)
+        self.rpc = RpcFolder()
         try:
-            self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+            with self.rpc.active():
+                self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         except Exception as exc:  # noqa: BLE001 - vLLM raises many types for one meaning
             plan = self.memory_plan.describe() if self.memory_plan is not None else None
-            message = start_failure(model, exc, errors.since_mark(), HF_VLM_MODEL, plan, self.on_gpu)
-            errors.remove()
-            raise EngineStartError(message) from None
+            raise EngineStartError(start_failure(model, exc, errors.since_mark(), HF_VLM_MODEL, plan,
+                                                 self.on_gpu)) from None
         self.remote_code = bool(self.engine.model_config.trust_remote_code)
         self.template = await self._template()
 
@@ -190,9 +199,15 @@ class VllmEngine:
         await self.engine.check_health()
 
     async def shutdown(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the engine (its EngineCore process) and remove its error log and socket folder;
+        synchronous, so a replica's teardown (``__del__``) can call it too."""
         if self.engine is not None:
             self.engine.shutdown()
             self.engine = None
-        if self.errors is not None:
-            self.errors.remove()
-            self.errors = None
+        for scratch in (self.errors, self.rpc):
+            if scratch is not None:
+                scratch.remove()
+        self.errors = self.rpc = None

@@ -1,8 +1,10 @@
 """Start-up errors of the vLLM engine point at the right fix: the root cause logged by EngineCore,
 the memory plan for memory failures, the offline download only for hub/file failures; and the files
-a local (fine-tuned) checkpoint directory must hold."""
+a local (fine-tuned) checkpoint directory must hold; the folder of an engine's ZMQ sockets."""
 
 import json
+
+import pytest
 
 from deployments.recognizer.engines.startup import missing_checkpoint_files, root_cause, start_failure
 
@@ -80,3 +82,23 @@ def test_the_error_log_leaves_nothing_behind(tmp_path, monkeypatch):
     errors.remove()
     assert list(tmp_path.iterdir()) == [] and "VLLM_LOGGING_CONFIG_PATH" not in __import__("os").environ
     assert not any(getattr(h, "baseFilename", "").startswith(str(tmp_path)) for h in logging.getLogger("vllm").handlers)
+
+
+@pytest.mark.parametrize("preset", [False, True])
+def test_the_rpc_folder_holds_the_setting_only_while_active_and_leaves_nothing(tmp_path, monkeypatch, preset):
+    import os
+
+    from deployments.recognizer.engines.startup import RpcFolder
+
+    if preset:  # a base path the user set stays the parent, and the setting again afterwards
+        monkeypatch.setenv("VLLM_RPC_BASE_PATH", str(tmp_path))
+    else:
+        monkeypatch.delenv("VLLM_RPC_BASE_PATH", raising=False)
+    folder = RpcFolder()
+    assert folder.path.is_dir() and (folder.path.parent == tmp_path) == preset
+    with folder.active():
+        assert os.environ["VLLM_RPC_BASE_PATH"] == str(folder.path)
+    assert os.environ.get("VLLM_RPC_BASE_PATH") == (str(tmp_path) if preset else None)
+    (folder.path / "socket").touch()
+    folder.remove()
+    assert not folder.path.exists()
