@@ -115,7 +115,7 @@ def node_loss(tmp: Path, app: dict) -> dict:
     corpus(tmp / "corpus-node", KILL_PAGES)
     (tmp / "app.yaml").write_text(yaml.safe_dump(app))
     output = tmp / "out-node"
-    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp")), port(), port())
+    cluster = LocalCluster(port(), port())
     cluster.start(head_cpus=4, node_cpus=4, object_store_mb=1000)  # either node can hold the job
     try:
         node = cluster.procs[1]
@@ -142,7 +142,7 @@ def node_loss(tmp: Path, app: dict) -> dict:
             job.kill()
             logs, _ = job.communicate()
     finally:
-        cluster.stop(remove_temp_dir=True)
+        cluster.stop()
     sources = pq.read_table(output / "parquet", columns=["source"]).column("source").to_pylist() \
         if (output / "parquet").exists() else []
     expected = {str(p) for p in (tmp / "corpus-node").iterdir()}
@@ -196,7 +196,6 @@ def long_run(pages: int, profile: str, seed: int | None) -> int:
         cost = commit_cost(tmp)
         node = node_loss(tmp, app)
     finally:
-        ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
 
     def ratio(a: int, b: int) -> float:

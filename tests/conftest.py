@@ -88,14 +88,11 @@ def ray_cluster():
     """A two-node Ray cluster on 127.0.0.1, started once per test session and stopped at its end: a
     CPU head (16 CPUs) and a second node standing in for a GPU worker (4 CPUs, 2 declared GPUs that
     CUDA never sees, so stages placed there run on CPU; the resource ``second_node``)."""
-    import tempfile
-
     from ray_cluster import LocalCluster
 
-    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths have a length limit
-    cluster = LocalCluster(temp, free_port(), free_port()).start(head_cpus=16, node_cpus=4, node_gpus=2)
+    cluster = LocalCluster(free_port(), free_port()).start(head_cpus=16, node_cpus=4, node_gpus=2)
     yield cluster
-    cluster.stop(remove_temp_dir=True)
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

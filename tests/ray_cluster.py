@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,9 +30,11 @@ ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "R
 
 
 class LocalCluster:
-    def __init__(self, temp_dir: Path, gcs_port: int, dashboard_port: int):
-        temp_dir.mkdir(parents=True, exist_ok=True)
-        self.temp_dir, self.gcs_port, self.dashboard_port = temp_dir, gcs_port, dashboard_port
+    def __init__(self, gcs_port: int, dashboard_port: int):
+        # The cluster's own temp dir (its logs and sessions), removed by stop(); short: Ray's socket
+        # paths have a length limit.
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+        self.gcs_port, self.dashboard_port = gcs_port, dashboard_port
         self.address = f"127.0.0.1:{gcs_port}"
         self.dashboard = f"http://127.0.0.1:{dashboard_port}"
         self.procs: list[subprocess.Popen] = []
@@ -71,14 +74,13 @@ class LocalCluster:
             if any(p.poll() is not None for p in self.procs):
                 break
             time.sleep(1)
-        self.stop()
         logs = "\n".join((self.temp_dir / f"ray-{n}.log").read_text(errors="replace")[-2000:]
                          for n in ("head", "node") if (self.temp_dir / f"ray-{n}.log").exists())
+        self.stop()
         raise RuntimeError(f"the Ray cluster did not reach {count} live nodes in {timeout:.0f} s:\n{logs}")
 
-    def stop(self, remove_temp_dir: bool = False) -> None:
-        """Stop both nodes (by their pids); with ``remove_temp_dir``, also delete the cluster's
-        temp dir (its logs and sessions), which the caller made for it."""
+    def stop(self) -> None:
+        """Stop both nodes (by their pids) and delete the cluster's temp dir."""
         for proc in reversed(self.procs):  # the second node first, then the head
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -88,5 +90,4 @@ class LocalCluster:
                     proc.kill()
                     proc.wait()
         self.procs.clear()
-        if remove_temp_dir:
-            shutil.rmtree(self.temp_dir, ignore_errors=True)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
