@@ -36,7 +36,7 @@ def memory_at(tmp: Path, pages: int, app: dict) -> dict:
 
 
 def committed_sources(output: Path) -> set[str]:
-    from serve_app.bulk.io import Output
+    from serve_app.bulk.output import Output
 
     return Output(str(output)).committed_sources()
 
@@ -162,7 +162,7 @@ def commit_cost(tmp: Path) -> dict:
     on rows of the 1,000-page run (10-page documents)."""
     import pyarrow.parquet as pq
 
-    from serve_app.bulk.io import Output
+    from serve_app.bulk.output import Output
 
     rows = pq.read_table(tmp / "out-1000" / "parquet").to_pylist()[:64]
     output = Output(str(tmp / "commit-cost"))

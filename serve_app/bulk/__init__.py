@@ -14,6 +14,7 @@ documents already written with the same content hash and config fingerprint.
 
 from serve_app.bulk.config import BulkConfig, parse_args
 from serve_app.bulk.driver import main, run
-from serve_app.bulk.io import Output, list_inputs
+from serve_app.bulk.io import list_inputs
+from serve_app.bulk.output import Output
 
 __all__ = ["BulkConfig", "Output", "list_inputs", "main", "parse_args", "run"]

@@ -3,23 +3,26 @@ shards, prints progress and the summary, and decides the exit status."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import time
+from typing import Optional
 
+from serve_app import crashpoints
 from serve_app.bulk.collect import Collector, Progress
 from serve_app.bulk.config import BulkConfig, parse_args
-from serve_app.bulk.io import Output, list_inputs
+from serve_app.bulk.io import list_inputs
 from serve_app.bulk.items import from_row
+from serve_app.bulk.output import Output
+from serve_app.bulk.stopping import GracefulStop
 from serve_app.bulk.workers import LayoutWorker, RecognizeWorker, ServeWorker, render_document
 from serve_app.options import OptionError
 
 
-def run(config: BulkConfig) -> int:
+def run(config: BulkConfig, stop: Optional[GracefulStop] = None) -> int:
+    """One bulk run; ``stop`` (installed by ``main``) turns SIGTERM/SIGINT into a clean stop."""
     from serve_app.config import load_config
 
     app = load_config(config.app)  # validated before any work starts
@@ -27,21 +30,17 @@ def run(config: BulkConfig) -> int:
         options = config.options(app)
     except OptionError as exc:
         raise SystemExit(f"[bulk] bad document option: {exc}") from None
-    fingerprint = config.fingerprint()
-    sources = list_inputs(config.input)
+    stop, fingerprint = stop or GracefulStop(), config.fingerprint()
     output = Output(config.output, config.markdown_files, config.jsonl)
-    recovered = output.recover()
-    if recovered:
-        print(f"[bulk] {recovered} documents committed by an interrupted run compacted into a shard", flush=True)
-    done = output.completed(fingerprint, config.retry_failed)
-    if config.skip_by == "source":
-        items = [{"source": s, "done_hash": ""} for s in sources if s not in done]
-    else:
-        items = [{"source": s, "done_hash": done.get(s, "")} for s in sources]
-    progress = Progress(len(sources), len(sources) - len(items), config.progress_every_s)
-    print(f"[bulk] {len(sources)} documents, {len(done)} written earlier with fingerprint {fingerprint} "
-          f"(skipped by {config.skip_by})", flush=True)
-    status = _stream(config, app, options, fingerprint, items, progress, output) if items else "ok"
+    output.claim()
+    progress, status = Progress(0, 0, config.progress_every_s), "ok"
+    try:
+        items, progress = _resume(config, output, fingerprint, stop)
+        if items:
+            status = _stream(config, app, options, fingerprint, items, progress, output, stop)
+    except KeyboardInterrupt:
+        status = _stopped(stop)
+    stop.stop()  # the summary is written whatever signal comes now
     summary = progress.summary()
     if status == "ok" and progress.failure_rate() > config.max_doc_error_rate:
         status = "failed"
@@ -49,6 +48,24 @@ def run(config: BulkConfig) -> int:
     output.write_summary(summary)
     print("[bulk] summary " + json.dumps(summary), flush=True)
     return 0 if status == "ok" else 1
+
+
+def _resume(config: BulkConfig, output: Output, fingerprint: str, stop: GracefulStop) -> tuple[list[dict], Progress]:
+    """What an earlier run left, finished (``Output.recover``); then the documents to read, each
+    with the content hash of its row already written (skipped when the bytes are the same)."""
+    sources = list_inputs(config.input)
+    with stop.step():
+        recovered = output.recover()
+    if recovered:
+        print(f"[bulk] {recovered} documents committed by an interrupted run compacted into a shard", flush=True)
+    done = output.completed(fingerprint, config.retry_failed)
+    if config.skip_by == "source":
+        items = [{"source": s, "done_hash": ""} for s in sources if s not in done]
+    else:
+        items = [{"source": s, "done_hash": done.get(s, "")} for s in sources]
+    print(f"[bulk] {len(sources)} documents, {len(done)} written earlier with fingerprint {fingerprint} "
+          f"(skipped by {config.skip_by})", flush=True)
+    return items, Progress(len(sources), len(sources) - len(items), config.progress_every_s)
 
 
 def pipeline(config: BulkConfig, app, options, items: list[dict]):
@@ -87,72 +104,68 @@ def _resources(stage) -> dict:
 
 
 def _stream(config: BulkConfig, app, options, fingerprint: str, items: list[dict], progress: Progress,
-            output: Output) -> str:
-    """Documents as they complete: each committed on its own before it counts as done, then compacted
-    into a shard every ``shard_size`` documents or ``flush_every_s`` seconds."""
-    collector = Collector(fingerprint, options, config.max_page_error_rate)
-    buffer: list[dict] = []
-    last_flush, status = time.monotonic(), "ok"
+            output: Output, stop: GracefulStop) -> str:
+    """Documents as they complete, each committed before it counts as done. A stop signal ends the
+    loop between steps; what was committed is compacted before the run ends, whatever ends it."""
+    collector, writer = Collector(fingerprint, options, config.max_page_error_rate), Writer(output, config, stop)
+    status = "ok"
     try:
         for item in pipeline(config, app, options, items).iter_rows():
             row = collector.add(from_row(item))
             if row is None:
                 continue
-            if row["status"] != "skipped":
-                with _uninterrupted():  # committed and in the buffer, or neither
-                    output.commit(row)
-                    buffer.append(row)
-            progress.add(row)
-            if len(buffer) >= config.shard_size or time.monotonic() - last_flush >= config.flush_every_s:
-                with _uninterrupted():  # compacted and the buffer emptied, or neither
-                    output.compact(buffer)
-                    buffer, last_flush = [], time.monotonic()
+            with stop.step():  # committed and counted, or neither
+                writer.add(row)
+                progress.add(row)
             if progress.documents >= config.abort_after and progress.failure_rate() > config.max_doc_error_rate:
                 print(f"[bulk] stopping: {progress.failure_rate():.0%} of {progress.documents} documents failed "
                       f"(max_doc_error_rate {config.max_doc_error_rate}); see failures_by_kind", flush=True)
                 status = "aborted"
                 break
-    except KeyboardInterrupt:  # `ray job stop` (SIGTERM) or Ctrl-C: keep what is complete
-        print("[bulk] stopped; documents in flight are parsed again by the next run", flush=True)
-        status = "stopped"
+    except KeyboardInterrupt:
+        status = _stopped(stop)
     finally:
-        _Stop.critical = True  # a second signal waits: the last documents are compacted first
-        output.compact(buffer)
+        stop.stop()  # from here on a signal changes nothing: the last documents are compacted first
+        with crashpoints.phase("stop" if status == "stopped" else ""):
+            writer.flush()  # writes nothing twice if a compaction was cut short
     return status
 
 
-class _Stop:
-    """SIGTERM (``ray job stop``) and Ctrl-C end the run with a KeyboardInterrupt, but never inside
-    a commit or a compaction: one that arrives there is raised when it is done."""
+class Writer:
+    """The driver's side of the commit protocol (``output.py``): each finished document committed
+    at once, then compacted with the others every ``shard_size`` documents or ``flush_every_s``
+    seconds; no stop signal lands inside either step."""
 
-    critical = False
-    requested = False
+    def __init__(self, output: Output, config: BulkConfig, stop: GracefulStop):
+        self.output, self.stop = output, stop
+        self.shard_size, self.flush_every_s = config.shard_size, config.flush_every_s
+        self.buffer: list[dict] = []  # committed, not yet in a shard
+        self.last_flush = time.monotonic()
+
+    def add(self, row: dict) -> None:
+        if row["status"] != "skipped":
+            with self.stop.step():  # committed and in the buffer, or neither
+                self.output.commit(row)
+                self.buffer.append(row)
+        if len(self.buffer) >= self.shard_size or time.monotonic() - self.last_flush >= self.flush_every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.stop.step():  # compacted and the buffer emptied, or neither
+            self.output.compact(self.buffer)
+            self.buffer, self.last_flush = [], time.monotonic()
 
 
-def _interrupt(signum, frame):
-    if _Stop.critical:
-        _Stop.requested = True
-    else:
-        raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _uninterrupted():
-    _Stop.critical = True
-    try:
-        yield
-    finally:
-        _Stop.critical = False
-    if _Stop.requested:
-        _Stop.requested = False
-        raise KeyboardInterrupt
+def _stopped(stop: GracefulStop) -> str:
+    stop.stop()
+    crashpoints.reached("stopping")
+    print("[bulk] stopped; documents in flight are parsed again by the next run", flush=True)
+    return "stopped"
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = parse_args(argv, description=(sys.modules["serve_app.bulk"].__doc__ or "").split("\n\n")[0])
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
     if os.environ.get("RAY_ADDRESS"):  # inside `ray job submit`, or pointed at a cluster
         import ray
 
@@ -161,4 +174,6 @@ def main(argv=None) -> int:
         from serve_app.launch import init_local_ray
 
         init_local_ray(log_to_driver=False)
-    return run(config)
+    stop = GracefulStop()
+    stop.install()  # after ray.init, which set its own SIGTERM handler (sys.exit, anywhere)
+    return run(config, stop)

@@ -1,5 +1,5 @@
-"""Bulk pieces without Ray: documents reassembled from pages in any order, error rates, shards,
-resume bookkeeping, the rendering step and the command line."""
+"""Bulk pieces without Ray: documents reassembled from pages in any order, error rates, the
+rendering step and the command line (the output and its commit protocol: test_bulk_output.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import json
 import random
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from deployments.datamodel import BlockResult, PageError, PageImage, PageResult
 from documents import corrupt_pdf, text_pdf
 from serve_app.bulk.collect import Collector, Progress
 from serve_app.bulk.config import NOT_BULK, BulkConfig, parse_args, request_flags
-from serve_app.bulk.io import Output
 from serve_app.bulk.items import DocumentDone, DocumentTask, PageTask, from_row, to_row
 from serve_app.bulk.workers import render_document
 from serve_app.config import AppConfig
@@ -77,45 +75,6 @@ def test_progress_counts_failures_by_kind_and_skips():
     assert summary["documents"] == 2 and summary["skipped"] == 2 and summary["pages"] == 1
     assert summary["failures_by_kind"] == {"corrupt_pdf": 1} and progress.failure_rate() == 0.5
     assert "4/4 documents (2 skipped as done)" in progress.line()
-
-
-def test_shards_are_atomic_and_resume_keeps_the_newest_row_per_source(tmp_path):
-    collect, output = collector(), Output(str(tmp_path), markdown_files=True, jsonl=True)
-    old = collect.add(page("a", 0, 1, doc_id="h1"))
-    failed = collect.add(done("b", "unreadable_source"))
-    for row in (old, failed):
-        output.commit(row)
-    output.compact([old, failed])
-    new = {**collect.add(page("a", 0, 1, doc_id="h2")), "finished_at": "9999"}
-    output.write_shard([new])
-    other = {**new, "fingerprint": "other", "source": "z"}
-    output.write_shard([other])
-    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temporary files left
-    assert not list((tmp_path / "_pending").iterdir())  # compacted
-    assert pq.read_table(tmp_path / "parquet").num_rows == 4
-    assert output.completed("fp") == {"a": "h2", "b": ""}
-    assert output.completed("fp", retry_failed=True) == {"a": "h2"}
-    assert Output(str(tmp_path / "nothing")).completed("fp") == {} and Output(str(tmp_path / "nothing")).recover() == 0
-    assert (tmp_path / "markdown" / "h1.md").read_text() == "a p0"
-    jsonl = [json.loads(line)["source"] for f in (tmp_path / "jsonl").glob("*.jsonl") for line in f.open()]
-    assert sorted(jsonl) == ["a", "a", "b", "z"]  # the same rows as the shards
-
-
-def test_a_driver_killed_anywhere_leaves_each_committed_document_exactly_once_after_recovery(tmp_path):
-    """Committed, not compacted (killed before the shard) → recovered into a shard; compacted but
-    the pending files not yet removed (killed between) → removed, not written twice."""
-    collect, output = collector(), Output(str(tmp_path))
-    rows = [collect.add(page(name, 0, 1, doc_id=name)) for name in "abcd"]
-    for row in rows:
-        output.commit(row)
-    output.compact(rows[:1])
-    output.write_shard(rows[1:2])  # compact() killed after b's shard, before its pending file went
-    assert len(list((tmp_path / "_pending").iterdir())) == 3  # b, c, d
-    assert output.completed("fp") == {"a": "a", "b": "b"}
-    assert output.committed_sources() == {"a", "b", "c", "d"}  # shards and pending files
-    assert Output(str(tmp_path)).recover() == 2  # c and d; b is in a shard already
-    assert sorted(pq.read_table(tmp_path / "parquet").column("source").to_pylist()) == ["a", "b", "c", "d"]
-    assert not list((tmp_path / "_pending").iterdir()) and Output(str(tmp_path)).recover() == 0
 
 
 def test_rendering_yields_selected_pages_or_one_document_item_and_skips_done_content(tmp_path):
