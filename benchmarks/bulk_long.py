@@ -129,13 +129,7 @@ def node_loss(tmp: Path, app: dict) -> dict:
             time.sleep(0.2)
         running = pipeline_workers(node.pid)
         at_kill, killed_at_s = len(committed_sources(output)), round(time.monotonic() - began, 1)
-        for proc in psutil.Process(node.pid).children(recursive=True):
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        node.kill()
-        node.wait()
+        cluster.kill_node(node)
         try:
             logs, _ = job.communicate(timeout=1800)
         except subprocess.TimeoutExpired:

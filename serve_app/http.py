@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any, Iterator, Optional
+from typing import Any, AsyncIterator, Iterator, Optional
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -56,6 +56,24 @@ def answer(log_id: str, result: dict[str, Any], listed: str = "layoutParsingResu
     if second is None:
         return Response(first, media_type="application/json")
     return StreamingResponse(itertools.chain((first, second), chunks), media_type="application/json")
+
+
+async def stored_answer(head: dict[str, Any], pieces: AsyncIterator[bytes]) -> Response:
+    """The envelope ``head`` with a stored result's JSON as ``result``, as :func:`answer` sends it:
+    one body when the result is one piece, else streamed piece by piece as ``pieces`` yields them."""
+    prefix, first = _json(head)[:-1] + b',"result":', await anext(pieces, b"")
+    second = await anext(pieces, None)
+    if second is None:
+        return Response(prefix + first + b"}", media_type="application/json")
+
+    async def body() -> AsyncIterator[bytes]:
+        yield prefix + first
+        yield second
+        async for piece in pieces:
+            yield piece
+        yield b"}"
+
+    return StreamingResponse(body(), media_type="application/json")
 
 
 def _json(value: Any) -> bytes:

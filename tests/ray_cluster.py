@@ -52,6 +52,30 @@ class LocalCluster:
         self.wait_for_nodes(2, timeout)
         return self
 
+    def add_node(self, name: str, cpus: int, resources: dict, object_store_mb: int = 500,
+                 timeout: float = 180) -> subprocess.Popen:
+        """One more node (``name`` for its log), joined once the cluster counts it alive."""
+        alive = len(self.nodes())
+        self._spawn(name, [f"--address={self.address}", "--node-ip-address=127.0.0.1", "--block",
+                           "--disable-usage-stats", f"--num-cpus={cpus}", "--num-gpus=0",
+                           f"--resources={json.dumps(resources)}", f"--object-store-memory={object_store_mb * 2**20}"])
+        self.wait_for_nodes(alive + 1, timeout)
+        return self.procs[-1]
+
+    def kill_node(self, node: subprocess.Popen) -> None:
+        """The node lost as a machine is lost: SIGKILL to its `ray start` process and every process
+        under it (raylet, workers), by pid, with no chance to say goodbye."""
+        import psutil
+
+        for proc in psutil.Process(node.pid).children(recursive=True):
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        node.kill()
+        node.wait()
+        self.procs.remove(node)
+
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.temp_dir / f"ray-{name}.log", "wb")
         self.procs.append(subprocess.Popen([sys.executable, "-c", RAY_START, "start", *args], stdout=log,

@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from deployments.renderer import InputError
 from serve_app.config import AppConfig
+from serve_app.crashpoints import reached
 from serve_app.jobs.store import ACTIVE, JobFiles, JobRecord, default_root
 from serve_app.options import ParseOptions
 from serve_app.parser import DocumentParser, ObjectStore, StageUnavailable, TooManyPages, data_info
@@ -85,17 +86,26 @@ class JobManager:
         if self.started:
             return
         self.started = True
-        for record in self.records.values():
-            if record.status in ACTIVE:
+        for record in list(self.records.values()):
+            if record.status in ACTIVE and not await asyncio.to_thread(self.files.exists, self._input(record)):
+                self._delete(record)  # a submission cut short before its input was stored: the caller's repeat makes it again
+            elif record.status in ACTIVE:
                 record.resumed += record.status == "running"
                 record.status = "queued"
                 self._launch(record)
+            else:
+                await asyncio.to_thread(self._prune, record)
         asyncio.get_running_loop().create_task(self._sweep_forever())
 
     # -- the API's operations ------------------------------------------------------------------
     @answers
-    async def submit(self, options: dict[str, Any], data: bytes, kind: str, owner: str, log_id: Optional[str]) -> dict:
+    async def submit(self, options: dict[str, Any], data: bytes, kind: str, owner: str, log_id: Optional[str],
+                     job_id: Optional[str] = None) -> dict:
+        """A new job. ``job_id`` (chosen by the caller) makes the call idempotent: the ingress repeats
+        it when the manager died during it, and gets the job the first call made, if it made one."""
         await self._start()
+        if job_id in self.records and self.records[job_id].owner == owner:
+            return self.records[job_id].public(self.clock())
         limits = self.config.jobs
         active = sum(r.owner == owner and r.status in ACTIVE for r in self.records.values())
         if active >= limits.max_active_per_key:
@@ -106,13 +116,13 @@ class JobManager:
         if stored + len(data) > cap:
             raise JobError(507, f"the job store is full ({stored / 2**20:.1f} MB of {limits.max_stored_mb:g} MB, "
                            "jobs.max_stored_mb); fetch finished jobs and DELETE them, or wait for their TTL")
-        job_id = JobFiles.new_id()
+        job_id = job_id or JobFiles.new_id()
         record = JobRecord(job_id=job_id, log_id=log_id or job_id, owner=owner, kind=kind, options=options,
                            created=self.clock())
         self.records[job_id] = record  # counted by the limits of the next submission at once
         self.files.save(record)
         record.stored_bytes = len(data)
-        await asyncio.to_thread(self.files.write, self.files.path(job_id, "input"), data)
+        await asyncio.to_thread(self.files.write, self.files.path(job_id, "input"), data, "jobs:input")
         self.files.save(record)
         self._launch(record)
         return record.public(self.clock())
@@ -124,8 +134,9 @@ class JobManager:
 
     @answers
     async def result(self, job_id: str, owner: str) -> dict:
-        """The envelope ``POST /layout-parsing`` would have answered (``errorCode`` 0 with the
-        result, or the job's error); 409 while the job is not finished."""
+        """The head of the envelope ``POST /layout-parsing`` would have answered (``errorCode`` 0, or
+        the job's error), with ``resultBytes`` when a result is stored (its JSON comes from
+        :meth:`result_pieces`); 409 while the job is not finished."""
         await self._start()
         record = self._get(job_id, owner)
         if record.status in ACTIVE:
@@ -136,8 +147,17 @@ class JobManager:
         body: dict[str, Any] = {"logId": record.log_id, "errorCode": record.error_code,
                                 "errorMsg": record.error_msg or "Success"}
         if record.status == "done":
-            body["result"] = await asyncio.to_thread(self.files.read_json, self.files.path(job_id, "result.json"))
+            info = await asyncio.to_thread(self.files.fs.get_file_info, self.files.path(job_id, "result.json"))
+            body["resultBytes"] = info.size
         return body
+
+    async def result_pieces(self, job_id: str, owner: str, size: int):
+        """A done job's stored ``result`` JSON in pieces of ``size`` bytes (a Ray streaming
+        generator: the manager never holds a long result whole, nor does the ingress)."""
+        record = self._get(job_id, owner)
+        pieces = self.files.read_pieces(self.files.path(record.job_id, "result.json"), size)
+        while piece := await asyncio.to_thread(next, pieces, b""):
+            yield piece
 
     @answers
     async def cancel(self, job_id: str, owner: str) -> dict:
@@ -199,10 +219,14 @@ class JobManager:
             self.tasks.pop(record.job_id, None)
 
     async def _parse(self, record: JobRecord) -> None:
+        """The job's commit protocol: each page's entry written as the page finishes (a restarted
+        manager parses only the pages not written), then ``result.json``, then the record says
+        ``done``, then the page files go. Killed after ``result.json``, the restarted manager only
+        finishes the bookkeeping; killed before, it parses the pages not written yet."""
         files, job_id = self.files, record.job_id
-        cfg = self.config
-        request = InferRequest(file="", **record.options)
-        options = ParseOptions.from_request(request, cfg.layout.options, cfg.recognizer.plan, cfg.ingress.visualize)
+        if await asyncio.to_thread(files.exists, files.path(job_id, "result.json")):  # written before a restart
+            return await self._done(record, await asyncio.to_thread(files.saved_pages, job_id))
+        options = self._options(record)
         data = await asyncio.to_thread(files.read, files.path(job_id, "input"))
         saved = await asyncio.to_thread(files.saved_pages, job_id)
         outputs: dict[int, PageOutput] = {}
@@ -211,7 +235,8 @@ class JobManager:
         async def on_page(out: PageOutput) -> None:
             entry = finished_page_entry(out, options)
             index = out.result.page_index
-            record.stored_bytes += await asyncio.to_thread(files.write_json, files.page_path(job_id, index), entry)
+            record.stored_bytes += await asyncio.to_thread(files.write_json, files.page_path(job_id, index), entry,
+                                                           "jobs:page")
             if options.restructure.enabled:  # restructuring needs the pages themselves; otherwise entries suffice
                 outputs[index] = out
             saved[index] = entry
@@ -222,48 +247,76 @@ class JobManager:
                 last_save[0] = time.monotonic()
                 await asyncio.to_thread(files.save, record)
 
-        deadline = time.monotonic() + options.deadline_s if options.deadline_s else None
-        try:
-            doc = await self.parser.open(data, record.kind, options)
-            record.pages_total, record.pages_done = len(doc.page_indices), len(saved)
-            record.failed_pages = sorted(i for i, e in saved.items() if e["status"] == "failed")
-            files.save(record)
-            run = self.parser.run(doc, options, record.log_id, deadline, on_page, frozenset(saved))
-            parsed = await (asyncio.wait_for(run, options.deadline_s) if options.deadline_s else run)
-        except (InputError, TooManyPages) as exc:
-            return self._finish(record, "failed", 422, str(exc))
-        except StageUnavailable as exc:
-            return self._finish(record, "failed", 503, f"{exc}; submit the job again")
-        except asyncio.TimeoutError:
-            return self._finish(record, "failed", 504, f"the job was not done within deadlineSeconds "
-                                f"{options.deadline_s:g}; submit it again with a larger deadlineSeconds or without one")
+        opened = await self._parse_pages(record, options, data, saved, on_page)
+        if opened is None:
+            return  # finished with an error
+        doc, parsed = opened
         if options.restructure.enabled:
             pages = [outputs.get(i) or saved_page_output(saved[i], i) for i in doc.page_indices]
             entries = document_entries(pages, options)
         else:
             entries = [saved[i] for i in doc.page_indices]
         result = {"layoutParsingResults": entries, "dataInfo": data_info(parsed)}
-        size = await asyncio.to_thread(files.write_json, files.path(job_id, "result.json"), result)
-        await asyncio.to_thread(files.remove_pages, job_id)
-        record.stored_bytes = size + len(data)
+        await asyncio.to_thread(files.write_json, files.path(job_id, "result.json"), result, "jobs:result")
+        await self._done(record, saved)
+
+    def _options(self, record: JobRecord) -> ParseOptions:
+        cfg = self.config
+        request = InferRequest(file="", **record.options)
+        return ParseOptions.from_request(request, cfg.layout.options, cfg.recognizer.plan, cfg.ingress.visualize)
+
+    async def _parse_pages(self, record: JobRecord, options: ParseOptions, data: bytes, saved: dict, on_page):
+        """Open the document and parse the pages not saved yet: (document, parsed pages), or None
+        when the job finished with an error."""
+        deadline = time.monotonic() + options.deadline_s if options.deadline_s else None
+        try:
+            doc = await self.parser.open(data, record.kind, options)
+            record.pages_total, record.pages_done = len(doc.page_indices), len(saved)
+            record.failed_pages = sorted(i for i, e in saved.items() if e["status"] == "failed")
+            self.files.save(record)
+            run = self.parser.run(doc, options, record.log_id, deadline, on_page, frozenset(saved))
+            return doc, await (asyncio.wait_for(run, options.deadline_s) if options.deadline_s else run)
+        except (InputError, TooManyPages) as exc:
+            self._finish(record, "failed", 422, str(exc))
+        except StageUnavailable as exc:
+            self._finish(record, "failed", 503, f"{exc}; submit the job again")
+        except asyncio.TimeoutError:
+            self._finish(record, "failed", 504, f"the job was not done within deadlineSeconds "
+                         f"{options.deadline_s:g}; submit it again with a larger deadlineSeconds or without one")
+        return None
+
+    async def _done(self, record: JobRecord, saved: dict[int, dict]) -> None:
+        """``result.json`` is in place: the record says done (then ``_prune`` removes the page files)."""
+        files, job_id = self.files, record.job_id
+        sizes = await asyncio.to_thread(lambda: [files.fs.get_file_info(files.path(job_id, name)).size
+                                                 for name in ("result.json", "input")])
+        record.stored_bytes = sum(sizes)
+        record.pages_done = len(saved) or record.pages_total or 0
+        record.failed_pages = sorted(i for i, entry in saved.items() if entry["status"] == "failed")
         self._finish(record, "done", 0, "")
 
     def _finish(self, record: JobRecord, status: str, code: int, message: str) -> None:
         record.status, record.error_code, record.error_msg = status, code, message
         record.finished = self.clock()
         self.files.save(record)
+        reached("jobs:finished")
         self._prune(record)
 
     def _prune(self, record: JobRecord) -> None:
-        """A finished job keeps only what its result needs: a failed or cancelled one drops its pages and input."""
-        if record.status in ("failed", "cancelled"):
-            self.files.remove_pages(record.job_id)
+        """A finished job keeps only what its result needs: a done one its input and result, a failed
+        or cancelled one its record. (Also run for every finished job when a manager starts: one
+        killed between a job's record and this step left its pages.)"""
+        self.files.remove_pages(record.job_id)
+        if record.status in ("failed", "cancelled") and record.stored_bytes:
             try:
-                self.files.fs.delete_file(self.files.path(record.job_id, "input"))
+                self.files.fs.delete_file(self._input(record))
             except (FileNotFoundError, OSError):
                 pass
             record.stored_bytes = 0
             self.files.save(record)
+
+    def _input(self, record: JobRecord) -> str:
+        return self.files.path(record.job_id, "input")
 
     # -- TTL -------------------------------------------------------------------------------------
     def _expired(self, record: JobRecord) -> bool:
@@ -293,14 +346,15 @@ def actor_name(config: AppConfig) -> str:
     return f"paddleocr-vl-jobs:{config.name}"
 
 
-def get_or_create(renderer, layout, recognizer, config: AppConfig):
+def get_or_create(renderer, layout, recognizer, config: AppConfig, **actor_options):
     """The application's job manager actor: detached (it outlives any ingress replica), restarted
-    by Ray if it dies, on no CPU of its own (it only awaits the stages and writes small files)."""
+    by Ray if it dies, on no CPU of its own (it only awaits the stages and writes small files).
+    ``actor_options`` add Ray actor options (a placement, a ``runtime_env``) when it is created."""
     import ray
 
-    actor = ray.remote(JobManager).options(
-        name=actor_name(config), namespace="paddleocr-vl-serve", get_if_exists=True, lifetime="detached",
-        max_restarts=-1, max_task_retries=-1, num_cpus=0, max_concurrency=1000,
-    ).remote(renderer, layout, recognizer, config)
+    actor = ray.remote(JobManager).options(**{
+        "name": actor_name(config), "namespace": "paddleocr-vl-serve", "get_if_exists": True,
+        "lifetime": "detached", "max_restarts": -1, "max_task_retries": -1, "num_cpus": 0, "max_concurrency": 1000,
+        **actor_options}).remote(renderer, layout, recognizer, config)
     actor.configure.remote(config)
     return actor

@@ -12,9 +12,9 @@ from __future__ import annotations
 import uuid
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from serve_app.http import RETRY_AFTER_S, ApiError, api, envelope, request_schema
+from serve_app.http import ANSWER_CHUNK_BYTES, RETRY_AFTER_S, ApiError, api, envelope, request_schema, stored_answer
 from serve_app.jobs.manager import JobError, get_or_create
 from serve_app.protocol import InferRequest
 
@@ -54,31 +54,43 @@ class JobRoutes:
             owner = self._authorize(request)
             _, data, kind = await self._document(req)  # options and file checked now, not when the job runs
             options = req.model_dump(exclude={"file"}, exclude_unset=True)
-            job = await self._jobs("submit", options, data, kind, owner, req.logId)
+            # the job's id, chosen here: a submission repeated after the manager died in it is the same job
+            job = await self._jobs("submit", options, data, kind, owner, req.logId, uuid.uuid4().hex)
             response = envelope(job["logId"], result=job, headers={"Location": f"jobs/{job['jobId']}"})
             response.status_code = 202
             return response
         except ApiError as exc:
             return envelope(log_id, exc.status, exc.message, headers=exc.headers)
 
-    async def _job_answer(self, method: str, job_id: str, request: Request) -> JSONResponse:
+    async def _job_answer(self, method: str, job_id: str, request: Request) -> Response:
         """GET/DELETE of one job: the manager's answer in the envelope, or the refusal."""
         try:
-            answer = await self._jobs(method, job_id, self._authorize(request))
+            owner = self._authorize(request)
+            answer = await self._jobs(method, job_id, owner)
         except ApiError as exc:
             return envelope(str(uuid.uuid4()), exc.status, exc.message, headers=exc.headers)
-        if method == "result":  # already the envelope /layout-parsing would have answered
+        if method != "result":
+            return envelope(answer["logId"], result=answer)
+        if answer.pop("resultBytes", None) is None:  # the job's error: the envelope /layout-parsing answered
             return JSONResponse(answer, status_code=answer["errorCode"] or 200)
-        return envelope(answer["logId"], result=answer)
+        stream = self._manager.result_pieces.options(num_returns="streaming").remote(job_id, owner, ANSWER_CHUNK_BYTES)
+        return await stored_answer(answer, _awaited(stream))
 
     @api.get("/jobs/{job_id}", operation_id="jobStatus")
     async def job_status(self, job_id: str, request: Request) -> JSONResponse:
         return await self._job_answer("status", job_id, request)
 
     @api.get("/jobs/{job_id}/result", operation_id="jobResult")
-    async def job_result(self, job_id: str, request: Request) -> JSONResponse:
+    async def job_result(self, job_id: str, request: Request) -> Response:
+        """The envelope ``POST /layout-parsing`` would have answered; a long result streamed in pieces."""
         return await self._job_answer("result", job_id, request)
 
     @api.delete("/jobs/{job_id}", operation_id="cancelJob")
     async def cancel_job(self, job_id: str, request: Request) -> JSONResponse:
         return await self._job_answer("cancel", job_id, request)
+
+
+async def _awaited(refs):
+    """The values of a Ray streaming generator's object refs, in order."""
+    async for ref in refs:
+        yield await ref

@@ -8,7 +8,10 @@ such as ``s3://bucket/jobs`` that every node reaches).
 
 Files are written whole (to a temporary name, then moved where the filesystem can), so a reader
 never sees half a record. The directory is the truth: the job manager's memory is a cache of it
-that a restarted manager rebuilds with :meth:`JobFiles.records`.
+that a restarted manager rebuilds with :meth:`JobFiles.records`. The order of a job's writes is its
+commit protocol (``manager.py``): page files as pages finish, then ``result.json``, then the record
+says ``done``, then the page files go; a manager killed at any of these steps finishes the job with
+every page once (``tests/integration/test_jobs_crash.py`` kills it at each).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Iterator, Literal, Optional
 
 from pydantic import BaseModel, Field
+
+from serve_app.crashpoints import reached
 
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
 ACTIVE = ("queued", "running")
@@ -86,28 +91,46 @@ class JobFiles:
         return uuid.uuid4().hex
 
     # -- whole files -------------------------------------------------------------------------
-    def write(self, path: str, data: bytes) -> int:
+    def write(self, path: str, data: bytes, step: str = "") -> int:
+        """``data`` at ``path``, whole or not at all. ``step`` names the write for the crash points
+        (``serve_app.crashpoints``): ``<step>:tmp`` once written under a temporary name (local
+        disks), ``<step>`` once in place."""
         self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         target = f"{path}.tmp-{uuid.uuid4().hex[:8]}" if self.local else path
         with self.fs.open_output_stream(target) as out:
             out.write(data)
         if target != path:
+            if step:
+                reached(f"{step}:tmp")
             self.fs.move(target, path)
+        if step:
+            reached(step)
         return len(data)
 
     def read(self, path: str) -> bytes:
         with self.fs.open_input_stream(path) as stream:
             return stream.read()
 
-    def write_json(self, path: str, value: Any) -> int:
-        return self.write(path, json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    def read_pieces(self, path: str, size: int) -> Iterator[bytes]:
+        """The file in pieces of ``size`` bytes (a long result is never held whole)."""
+        with self.fs.open_input_stream(path) as stream:
+            while piece := stream.read(size):
+                yield piece
+
+    def exists(self, path: str) -> bool:
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(path).type == pafs.FileType.File
+
+    def write_json(self, path: str, value: Any, step: str = "") -> int:
+        return self.write(path, json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(), step)
 
     def read_json(self, path: str) -> Any:
         return json.loads(self.read(path))
 
     # -- jobs --------------------------------------------------------------------------------
     def save(self, record: JobRecord) -> None:
-        self.write(self.path(record.job_id, "job.json"), record.model_dump_json().encode())
+        self.write(self.path(record.job_id, "job.json"), record.model_dump_json().encode(), "jobs:record")
 
     def records(self) -> list[JobRecord]:
         """Every readable job record (a directory without one, e.g. a submission cut short, is removed)."""
@@ -127,7 +150,8 @@ class JobFiles:
         return self.path(job_id, "pages", f"{index:06d}.json")
 
     def saved_pages(self, job_id: str) -> dict[int, dict]:
-        """Page index → stored entry, for the pages a job finished before its manager restarted."""
+        """Page index → stored entry, for the pages a job finished before its manager restarted (a
+        page file cut short by a crash is removed: that page is parsed again)."""
         import pyarrow.fs as pafs
 
         pages = {}
@@ -138,7 +162,9 @@ class JobFiles:
                 try:
                     pages[int(name[:-5])] = self.read_json(info.path)
                 except (OSError, ValueError):
-                    pass  # written by a manager that died mid-write: the page is parsed again
+                    pass  # written in place (an object store) by a manager that died mid-write
+            elif ".json.tmp-" in name:
+                self.fs.delete_file(info.path)
         return pages
 
     def remove_pages(self, job_id: str) -> None:

@@ -1,13 +1,14 @@
 """The success answer: the same bytes as the envelope, one body when small, streamed in pieces
-when large."""
+when large; a job's stored result answered the same way."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 from fastapi.responses import StreamingResponse
 
-from serve_app.http import answer, envelope
+from serve_app.http import answer, envelope, stored_answer
 
 
 def result(pages: int) -> dict:
@@ -47,3 +48,25 @@ def test_no_pages_and_an_answer_of_exactly_one_piece():
     assert answer("log-3", result(0)).body == envelope("log-3", result=result(0)).body
     whole = envelope("log-4", result=result(2)).body
     assert answer("log-4", result(2), chunk_bytes=len(whole)).body == whole
+
+
+def test_a_stored_result_is_answered_with_the_envelopes_bytes_in_its_pieces():
+    """``GET /jobs/{id}/result``: the job store's JSON of ``result`` (as ``JobFiles.write_json``
+    writes it) read back in pieces, behind the envelope's head."""
+    stored = json.dumps(result(40), ensure_ascii=False, separators=(",", ":")).encode()
+    head = {"logId": "log-5", "errorCode": 0, "errorMsg": "Success"}
+
+    async def pieces(size):
+        for start in range(0, len(stored), size):
+            yield stored[start : start + size]
+
+    async def sent(size):  # the answer made and sent on one event loop, as in the ingress
+        response = await stored_answer(dict(head), pieces(size))
+        if not isinstance(response, StreamingResponse):
+            return [response.body]
+        return [chunk async for chunk in response.body_iterator]
+
+    expected = envelope("log-5", result=result(40)).body
+    assert asyncio.run(sent(len(stored))) == [expected]  # one piece: one body
+    chunks = asyncio.run(sent(4096))
+    assert len(chunks) > 2 and b"".join(chunks) == expected

@@ -59,6 +59,17 @@ def manager(tmp_path, engine=None, clock=None, **jobs) -> tuple[JobManager, Reco
     return JobManager(*handles, config, clock=clock or Clock(), store=InProcess), recognizer
 
 
+async def result_of(m: JobManager, job_id: str, owner: str) -> dict:
+    """``GET /jobs/{id}/result``'s body: the head, and the stored result read in small pieces."""
+    head = await m.result(job_id, owner)
+    if isinstance(head, JobError) or "resultBytes" not in head:
+        return head
+    size = head.pop("resultBytes")
+    data = b"".join([piece async for piece in m.result_pieces(job_id, owner, 1000)])
+    assert len(data) == size
+    return {**head, "result": json.loads(data)}
+
+
 async def until_finished(m: JobManager, job_id: str, owner: str = "") -> dict:
     task = m.tasks.get(job_id)
     if task is not None:
@@ -74,7 +85,7 @@ def test_a_job_gives_the_sync_result_and_keeps_only_what_the_result_needs(tmp_pa
         job = await m.submit({"visualize": False}, data, "pdf", "", "my-log")
         assert job["status"] == "queued" and job["logId"] == "my-log"
         status = await until_finished(m, job["jobId"])
-        return job["jobId"], status, await m.result(job["jobId"], "")
+        return job["jobId"], status, await result_of(m, job["jobId"], "")
 
     job_id, status, body = asyncio.run(go())
     assert (status["status"], status["pagesDone"], status["pagesTotal"], status["failedPages"]) == ("done", 3, 3, [])
@@ -108,12 +119,39 @@ def test_a_restarted_manager_resumes_a_job_and_parses_only_the_pages_not_saved(t
     async def go():
         await second.status("j1", "")  # the first call resumes unfinished jobs
         status = await until_finished(second, "j1")
-        return status, await second.result("j1", "")
+        return status, await result_of(second, "j1", "")
 
     status, body = asyncio.run(go())
     assert status["status"] == "done" and status["resumedAfterRestart"] == 1
     assert sorted({r.timeout_s is None for r in recognizer.requests}) == [True] and len(recognizer.requests) == 2
     assert body["result"]["layoutParsingResults"] == json.loads(json.dumps(document_entries(done.pages, options)))
+
+
+def test_a_manager_killed_after_the_result_finishes_the_job_without_parsing_and_tidies_finished_ones(tmp_path):
+    """What a manager killed after writing ``result.json`` leaves (record running, pages, result), and
+    what one killed after saving a finished record leaves (its pages)."""
+    first, _ = manager(tmp_path)
+    files = first.files
+    result = {"layoutParsingResults": [{"page": n} for n in range(3)], "dataInfo": {"numPages": 3}}
+    for job_id, status in (("written", "running"), ("finished", "done")):
+        files.save(JobRecord(job_id=job_id, log_id=job_id, owner="", status=status, pages_total=3, pages_done=1,
+                             finished=None if status == "running" else 999.0))
+        files.write(files.path(job_id, "input"), text_pdf(3))
+        for n in range(3):
+            files.write_json(files.page_path(job_id, n), {"status": "failed" if n == 1 else "ok"})
+        files.write_json(files.path(job_id, "result.json"), result)
+
+    second, recognizer = manager(tmp_path)
+
+    async def go():
+        await second.status("written", "")  # the first call resumes unfinished jobs
+        status = await until_finished(second, "written")
+        return status, await result_of(second, "written", "")
+
+    status, body = asyncio.run(go())
+    assert (status["status"], status["pagesDone"], status["failedPages"]) == ("done", 3, [1])
+    assert body["result"] == result and recognizer.requests == []  # nothing parsed again
+    assert files.saved_pages("written") == {} and files.saved_pages("finished") == {}
 
 
 def test_cancel_stops_the_engine_work_and_frees_the_job_store(tmp_path):
@@ -125,7 +163,7 @@ def test_cancel_stops_the_engine_work_and_frees_the_job_store(tmp_path):
         await engine.entered.wait()
         assert engine.unfinished() > 0
         cancelled = await m.cancel(job["jobId"], "")
-        return job["jobId"], cancelled, await m.result(job["jobId"], ""), await m.counts()
+        return job["jobId"], cancelled, await result_of(m, job["jobId"], ""), await m.counts()
 
     job_id, cancelled, result, counts = asyncio.run(go())
     assert cancelled["status"] == "cancelled" and engine.unfinished() == 0
@@ -168,7 +206,7 @@ def test_a_bad_document_fails_its_job_with_the_sync_status(tmp_path):
 
     async def go():
         job = await m.submit({"pageRanges": "5"}, text_pdf(2), "pdf", "", None)
-        return await until_finished(m, job["jobId"]), await m.result(job["jobId"], "")
+        return await until_finished(m, job["jobId"]), await result_of(m, job["jobId"], "")
 
     status, body = asyncio.run(go())
     assert status["status"] == "failed" and body["errorCode"] == 422 and "outside 1-2" in body["errorMsg"]
