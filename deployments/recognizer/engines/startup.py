@@ -7,8 +7,9 @@ writes errors to a per-process file, so the start-up error can quote the root ca
 ``start_failure`` then adds the fix that fits it: the memory plan's numbers for memory failures,
 the offline download for hub or file failures, nothing misleading otherwise.
 
-Also here: ``RpcFolder`` (where one engine's ZMQ sockets go, removed with it) and the files a local
-checkpoint directory (e.g. a fine-tuning output) must hold.
+Also here: ``RpcFolder`` (where one engine's ZMQ sockets go, removed with it), the removal of what a
+killed replica left (``remove_left_by_dead``) and the files a local checkpoint directory (e.g. a
+fine-tuning output) must hold.
 """
 
 from __future__ import annotations
@@ -36,6 +37,32 @@ _EXCEPTION_LINE = re.compile(r"(?:^|\s)(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.
 _FORMAT = "%(levelname)s %(asctime)s [%(filename)s:%(lineno)d] %(message)s"
 
 
+def remove_left_by_dead(folder: Path, pattern: str) -> list[Path]:
+    """Remove the entries of ``folder`` whose name matches ``pattern`` (group 1: the pid of the process
+    that made them) when that process is gone: what a replica killed with SIGKILL left behind is
+    removed by the next engine that starts on the node. Returns what was removed."""
+    removed = []
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        match = re.fullmatch(pattern, entry.name)
+        if match and not _alive(int(match.group(1))):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 class RpcFolder:
     """A folder of one engine's own for the ZMQ IPC sockets between vLLM's front end and its
     EngineCore process, removed when the engine shuts down. vLLM names them
@@ -46,7 +73,9 @@ class RpcFolder:
 
     def __init__(self):
         base = os.environ.get("VLLM_RPC_BASE_PATH") or tempfile.gettempdir()
-        self.path = Path(tempfile.mkdtemp(prefix="vllm-rpc-", dir=base))  # short: socket paths are limited
+        remove_left_by_dead(Path(base), r"vllm-rpc-(\d+)-\w+")  # a SIGKILLed replica's, never removed
+        # named by this process (short: socket paths are limited)
+        self.path = Path(tempfile.mkdtemp(prefix=f"vllm-rpc-{os.getpid()}-", dir=base))
 
     @contextlib.contextmanager
     def active(self):
@@ -70,6 +99,7 @@ class ErrorLog:
     def __init__(self, root: Optional[Path] = None):
         folder = Path(root or Path(tempfile.gettempdir()) / "paddleocr-vl-serve")
         folder.mkdir(parents=True, exist_ok=True)
+        remove_left_by_dead(folder, r"vllm-errors-(\d+)\.(?:log|json)")
         self.path = folder / f"vllm-errors-{os.getpid()}.log"
         self.path.touch()
         self.mark = self.path.stat().st_size

@@ -102,3 +102,33 @@ def test_the_rpc_folder_holds_the_setting_only_while_active_and_leaves_nothing(t
     (folder.path / "socket").touch()
     folder.remove()
     assert not folder.path.exists()
+
+
+def test_what_a_killed_replica_left_is_removed_by_the_next_engine_that_starts(tmp_path, monkeypatch):
+    """A SIGKILLed replica never removes its RpcFolder or error log: the next one on the node does,
+    by the dead pid in their names; a live process's stay."""
+    import os
+    import subprocess
+    import sys
+
+    from deployments.recognizer.engines.startup import ErrorLog, RpcFolder
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    monkeypatch.setenv("VLLM_RPC_BASE_PATH", str(tmp_path))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    dead = [tmp_path / f"vllm-rpc-{gone}-abc123", logs / f"vllm-errors-{gone}.log", logs / f"vllm-errors-{gone}.json"]
+    live = [tmp_path / f"vllm-rpc-{os.getpid()}-def456", logs / f"vllm-errors-{os.getppid()}.log",
+            tmp_path / "vllm-rpc-notapid"]
+    for path in dead + live:
+        if "rpc" in path.name:
+            path.mkdir()
+        else:
+            path.write_text("x")
+    (dead[0] / "socket").touch()
+    folder, log = RpcFolder(), ErrorLog(logs)
+    assert not any(p.exists() for p in dead) and all(p.exists() for p in live)
+    assert folder.path.name.startswith(f"vllm-rpc-{os.getpid()}-") and log.path.name == f"vllm-errors-{os.getpid()}.log"
+    folder.remove()
+    log.remove()
