@@ -88,18 +88,11 @@ def node_loss(tmp: Path, app: dict) -> dict:
     is killed (SIGKILL to its raylet and every process under it) while it runs pipeline workers:
     Ray Data restarts their actors and retries their tasks on the head; the job must complete with
     every document once."""
-    import socket
-
     import psutil
     import pyarrow.parquet as pq
     import yaml
 
     from ray_cluster import LocalCluster
-
-    def port() -> int:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
 
     def pipeline_workers(pid: int) -> list[str]:
         names = []
@@ -115,7 +108,7 @@ def node_loss(tmp: Path, app: dict) -> dict:
     corpus(tmp / "corpus-node", KILL_PAGES)
     (tmp / "app.yaml").write_text(yaml.safe_dump(app))
     output = tmp / "out-node"
-    cluster = LocalCluster(port(), port())
+    cluster = LocalCluster()
     cluster.start(head_cpus=4, node_cpus=4, object_store_mb=1000)  # either node can hold the job
     try:
         node = cluster.procs[1]

@@ -75,12 +75,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # token auth would refuse th
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # drivers keep a 127.0.0.1 node IP (ray_cluster.py)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from ray_cluster import free_port  # noqa: E402 (a loopback port: tests import it from here)
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +85,7 @@ def ray_cluster():
     CUDA never sees, so stages placed there run on CPU; the resource ``second_node``)."""
     from ray_cluster import LocalCluster
 
-    cluster = LocalCluster(free_port(), free_port()).start(head_cpus=16, node_cpus=4, node_gpus=2)
+    cluster = LocalCluster().start(head_cpus=16, node_cpus=4, node_gpus=2)
     yield cluster
     cluster.stop()
 

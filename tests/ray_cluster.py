@@ -29,14 +29,22 @@ ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "R
        "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK}
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class LocalCluster:
-    def __init__(self, gcs_port: int, dashboard_port: int):
+    def __init__(self, gcs_port: int | None = None, dashboard_port: int | None = None):
         # The cluster's own temp dir (its logs and sessions), removed by stop(); short: Ray's socket
         # paths have a length limit.
         self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-        self.gcs_port, self.dashboard_port = gcs_port, dashboard_port
-        self.address = f"127.0.0.1:{gcs_port}"
-        self.dashboard = f"http://127.0.0.1:{dashboard_port}"
+        self.gcs_port, self.dashboard_port = gcs_port or free_port(), dashboard_port or free_port()
+        self.address = f"127.0.0.1:{self.gcs_port}"
+        self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
         self.procs: list[subprocess.Popen] = []
 
     def start(self, head_cpus: int = 16, node_cpus: int = 4, node_gpus: int = 0, node_resources: dict | None = None,
@@ -77,9 +85,15 @@ class LocalCluster:
         self.procs.remove(node)
 
     def _spawn(self, name: str, args: list[str]) -> None:
+        # each node's dashboard agent on a port of its own: Ray's default (52365) is taken by the first
+        # node of any cluster on this machine, and a head without its agent refuses every Jobs API call
+        args = [*args, f"--dashboard-agent-listen-port={free_port()}"]
         log = open(self.temp_dir / f"ray-{name}.log", "wb")
+        # TMPDIR: what the cluster's processes leave in the temp dir (the dashboard's multiprocessing
+        # folders, vLLM's file stores, drivers' files) goes with the cluster's own folder at stop()
         self.procs.append(subprocess.Popen([sys.executable, "-c", RAY_START, "start", *args], stdout=log,
-                                           stderr=subprocess.STDOUT, env={**os.environ, **ENV}))
+                                           stderr=subprocess.STDOUT,
+                                           env={**os.environ, **ENV, "TMPDIR": str(self.temp_dir)}))
 
     def nodes(self) -> list[dict]:
         import httpx

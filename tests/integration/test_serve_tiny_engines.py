@@ -44,16 +44,17 @@ def test_layout_and_vllm_engines_behind_the_api(tiny_url):
         assert layout and all(set(b) == {"cls_id", "label", "score", "coordinate", "order"} for b in layout)
 
 
-def recognizer_pid() -> int:
-    """The pid of the tiny app's recognizer replica (the one that holds the vLLM engine)."""
+def recognizer_process() -> tuple[int, str]:
+    """The pid and temp dir of the tiny app's recognizer replica (the one that holds the vLLM engine)."""
     import os
+    import tempfile
 
     import ray
 
     [actor] = [a for a in ray.util.list_named_actors(all_namespaces=True)
                if a["name"].startswith("SERVE_REPLICA::tiny#recognizer#")]
     handle = ray.get_actor(actor["name"], namespace=actor["namespace"])
-    return ray.get(handle.__ray_call__.remote(lambda replica: os.getpid()), timeout=60)
+    return ray.get(handle.__ray_call__.remote(lambda replica: (os.getpid(), tempfile.gettempdir())), timeout=60)
 
 
 def test_a_sigkilled_engine_replica_leaves_nothing_once_the_next_one_starts(tiny_url):
@@ -62,14 +63,13 @@ def test_a_sigkilled_engine_replica_leaves_nothing_once_the_next_one_starts(tiny
     names), and the EngineCore follows its parent."""
     import os
     import signal
-    import tempfile
     import time
     from pathlib import Path
 
     import psutil
 
-    temp = Path(tempfile.gettempdir())
-    pid = recognizer_pid()
+    pid, temp = recognizer_process()
+    temp = Path(temp)
     left = [*temp.glob(f"vllm-rpc-{pid}-*"), *(temp / "paddleocr-vl-serve").glob(f"vllm-errors-{pid}.*")]
     children = psutil.Process(pid).children(recursive=True)
     assert len(left) == 3 and children  # the socket folder, the error log and its logging config; EngineCore
@@ -79,7 +79,7 @@ def test_a_sigkilled_engine_replica_leaves_nothing_once_the_next_one_starts(tiny
             if client.get("/health/ready").json()["errorMsg"] == "Ready":
                 break
             time.sleep(0.5)
-    assert recognizer_pid() != pid
+    assert recognizer_process()[0] != pid
     test_layout_and_vllm_engines_behind_the_api(tiny_url)  # the new replica reads pages
     assert not [p for p in left if p.exists()]
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
