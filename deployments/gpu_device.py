@@ -94,7 +94,7 @@ class Ledger:
         total = 0.0
         for path in sorted((self.root / uuid).glob("layout-*.json")):
             pid = int(path.stem.partition("-")[2])
-            if not _alive(pid):
+            if not process_alive(pid):
                 path.unlink(missing_ok=True)
                 continue
             try:
@@ -104,11 +104,12 @@ class Ledger:
         return total
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (files named by a dead pid are a killed process's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return True  # another user's process
     return True

@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from deployments.gpu_device import process_alive
+
 HF_HINT = ("Without hub access run `huggingface-cli download {hub} --local-dir DIR` and set recognizer.model to "
            "DIR")
 MEMORY_FIXES = ("free GPU memory, lower layout.batch_size or run layout on CPU (layout.device: cpu), lower "
@@ -44,23 +46,13 @@ def remove_left_by_dead(folder: Path, pattern: str) -> list[Path]:
     removed = []
     for entry in folder.iterdir() if folder.is_dir() else ():
         match = re.fullmatch(pattern, entry.name)
-        if match and not _alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 class RpcFolder:

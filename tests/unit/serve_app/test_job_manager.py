@@ -77,6 +77,19 @@ async def until_finished(m: JobManager, job_id: str, owner: str = "") -> dict:
     return await m.status(job_id, owner)
 
 
+def restarted(tmp_path, job_id: str) -> tuple[dict, dict, Recorder]:
+    """A manager started on the store ``tmp_path`` holds (as Ray restarts one): the job's final
+    status and result, and the recognizer's record of what it was asked."""
+    m, recognizer = manager(tmp_path)
+
+    async def go():
+        await m.status(job_id, "")  # the first call resumes unfinished jobs
+        status = await until_finished(m, job_id)
+        return status, await result_of(m, job_id, "")
+
+    return (*asyncio.run(go()), recognizer)
+
+
 def test_a_job_gives_the_sync_result_and_keeps_only_what_the_result_needs(tmp_path):
     m, _ = manager(tmp_path)
     data = text_pdf(3)
@@ -114,14 +127,7 @@ def test_a_restarted_manager_resumes_a_job_and_parses_only_the_pages_not_saved(t
     for out in done.pages[:2]:
         files.write_json(files.page_path("j1", out.result.page_index), finished_page_entry(out, options))
 
-    second, recognizer = manager(tmp_path)
-
-    async def go():
-        await second.status("j1", "")  # the first call resumes unfinished jobs
-        status = await until_finished(second, "j1")
-        return status, await result_of(second, "j1", "")
-
-    status, body = asyncio.run(go())
+    status, body, recognizer = restarted(tmp_path, "j1")
     assert status["status"] == "done" and status["resumedAfterRestart"] == 1
     assert sorted({r.timeout_s is None for r in recognizer.requests}) == [True] and len(recognizer.requests) == 2
     assert body["result"]["layoutParsingResults"] == json.loads(json.dumps(document_entries(done.pages, options)))
@@ -141,14 +147,7 @@ def test_a_manager_killed_after_the_result_finishes_the_job_without_parsing_and_
             files.write_json(files.page_path(job_id, n), {"status": "failed" if n == 1 else "ok"})
         files.write_json(files.path(job_id, "result.json"), result)
 
-    second, recognizer = manager(tmp_path)
-
-    async def go():
-        await second.status("written", "")  # the first call resumes unfinished jobs
-        status = await until_finished(second, "written")
-        return status, await result_of(second, "written", "")
-
-    status, body = asyncio.run(go())
+    status, body, recognizer = restarted(tmp_path, "written")
     assert (status["status"], status["pagesDone"], status["failedPages"]) == ("done", 3, [1])
     assert body["result"] == result and recognizer.requests == []  # nothing parsed again
     assert files.saved_pages("written") == {} and files.saved_pages("finished") == {}
