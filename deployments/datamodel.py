@@ -127,13 +127,75 @@ class PageStatus(str, Enum):
     FAILED = "failed"
 
 
+class _Name(str, Enum):
+    """A name that is its value wherever it is written (JSON, f-strings, Parquet)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Stage(_Name):
+    """Where a page or a document failed."""
+
+    READ = "read"  # a bulk job's source could not be read
+    RENDER = "render"
+    LAYOUT = "layout"
+    RECOGNIZE = "recognize"
+    PIPELINE = "pipeline"  # between the stages (a failure no stage owns)
+    SERVE = "serve"  # a bulk job's document sent to a Serve application (--serve-url)
+
+
+class ErrorKind(_Name):
+    """What went wrong: the one list of error kinds, in page errors, answers, metrics and bulk rows."""
+
+    # The document's own problems (InputError; answered 422, never retried)
+    UNREADABLE_SOURCE = "unreadable_source"
+    EMPTY_INPUT = "empty_input"
+    UNSUPPORTED_TYPE = "unsupported_type"
+    UNSUPPORTED_OPTION = "unsupported_option"
+    NOT_A_PDF = "not_a_pdf"
+    NOT_AN_IMAGE = "not_an_image"
+    ENCRYPTED_PDF = "encrypted_pdf"
+    CORRUPT_PDF = "corrupt_pdf"
+    EMPTY_PDF = "empty_pdf"
+    IMAGE_TOO_LARGE = "image_too_large"
+    CORRUPT_IMAGE = "corrupt_image"
+    BAD_PAGE_RANGE = "bad_page_range"
+    TOO_MANY_PAGES = "too_many_pages"
+    # One page's own problems
+    PAGE_TOO_LARGE = "page_too_large"
+    PAGE_RENDER_FAILED = "page_render_failed"
+    RENDER_FAILED = "render_failed"
+    LAYOUT_FAILED = "layout_failed"
+    RECOGNITION_FAILED = "recognition_failed"
+    # The service's, not the document's (worth another try)
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    OVERLOADED = "overloaded"
+    REPLICA_LOST = "replica_lost"
+    INTERNAL_ERROR = "internal_error"
+    # A document sent to a Serve application (bulk --serve-url) that answered with an error
+    SERVER_REFUSED = "server_refused"
+    UNREACHABLE = "unreachable"
+    # A document (bulk) with more failed pages than max_page_error_rate
+    TOO_MANY_FAILED_PAGES = "too_many_failed_pages"
+
+
 @dataclass(slots=True)
 class PageError:
     """Why a page failed: which stage, what kind of error, and a message naming the fix."""
 
-    stage: str
-    kind: str
+    stage: Stage
+    kind: ErrorKind
     message: str
+
+    @classmethod
+    def of(cls, stage: str, kind: str, message: str) -> "PageError":
+        """From stored names (a job's saved page, another server's answer); an unknown name is
+        the pipeline's internal error, with the name kept in the message."""
+        try:
+            return cls(Stage(stage), ErrorKind(kind), message)
+        except ValueError:
+            return cls(Stage.PIPELINE, ErrorKind.INTERNAL_ERROR, f"{stage}/{kind}: {message}")
 
 
 @dataclass(slots=True)
@@ -177,23 +239,3 @@ class PageResult:
     def without_images(self) -> "PageResult":
         """A copy without the image crops (what crosses a process boundary once images are encoded)."""
         return replace(self, images={})
-
-
-@dataclass(slots=True)
-class DocumentResult:
-    """All pages of one input document, in page order, failed pages included."""
-
-    doc_id: str
-    source: str
-    pages: list[PageResult] = field(default_factory=list)
-
-    @property
-    def failed_pages(self) -> list[int]:
-        return [p.page_index for p in self.pages if not p.ok]
-
-    @property
-    def status(self) -> str:
-        failed = len(self.failed_pages)
-        if failed == 0:
-            return "ok"
-        return "failed" if failed == len(self.pages) else "partial"

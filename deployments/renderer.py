@@ -19,7 +19,7 @@ from typing import Iterator, Literal, Optional, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.datamodel import PageError, PageImage
+from deployments.datamodel import ErrorKind, PageError, PageImage, Stage
 from deployments.textlayer import extract_text_layer
 
 FileKind = Literal["pdf", "image"]
@@ -29,9 +29,9 @@ _MUPDF_LOCK = threading.Lock()  # MuPDF is not thread-safe; replicas scale out a
 class InputError(ValueError):
     """A document that cannot be read: ``kind`` is machine-readable, the message names the fix."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: ErrorKind, message: str):
         super().__init__(message)
-        self.kind = kind
+        self.kind = ErrorKind(kind)
 
     def __reduce__(self):  # crosses Serve handles as itself
         return type(self), (self.kind, str(self))
@@ -73,11 +73,11 @@ def check_page_ranges(spec: Optional[str]) -> list[tuple[int, int]]:
         try:
             first, last = int(lo), int(hi) if hi else int(lo)
         except ValueError:
-            raise InputError("bad_page_range", f"{spec!r} is not like '1-3,5' (1-based, inclusive)") from None
+            raise InputError(ErrorKind.BAD_PAGE_RANGE, f"{spec!r} is not like '1-3,5' (1-based, inclusive)") from None
         if first < 1:
-            raise InputError("bad_page_range", f"{part!r} starts below 1; pages are numbered from 1")
+            raise InputError(ErrorKind.BAD_PAGE_RANGE, f"{part!r} starts below 1; pages are numbered from 1")
         if first > last:
-            raise InputError("bad_page_range", f"{part!r} is reversed; write '{last}-{first}'")
+            raise InputError(ErrorKind.BAD_PAGE_RANGE, f"{part!r} is reversed; write '{last}-{first}'")
         ranges.append((first, last))
     return ranges
 
@@ -89,7 +89,7 @@ def parse_page_ranges(spec: Optional[str], page_count: int) -> list[int]:
     pages: list[int] = []
     for first, last in check_page_ranges(spec):
         if last > page_count:
-            raise InputError("bad_page_range", f"page range {first}-{last} is outside 1-{page_count} (the document "
+            raise InputError(ErrorKind.BAD_PAGE_RANGE, f"page range {first}-{last} is outside 1-{page_count} (the document "
                              f"has {page_count} pages)")
         pages.extend(i - 1 for i in range(first, last + 1) if i - 1 not in pages)
     return pages
@@ -133,7 +133,7 @@ class Renderer:
                 classifier = OrientationClassifier()
                 classifier.session()
             except OrientationUnavailable as exc:
-                raise InputError("unsupported_option", str(exc)) from None
+                raise InputError(ErrorKind.UNSUPPORTED_OPTION, str(exc)) from None
             for page in self.render(data, doc_id, kind, pages, text_layer=text_layer):
                 yield classifier.upright(page)
             return
@@ -141,6 +141,25 @@ class Renderer:
             yield PageImage(doc_id, 0, 1, self._image_array(self._open_image(data)), 1.0)
             return
         yield from self._render_pdf(data, doc_id, pages, text_layer)
+
+    def render_pages(self, data: bytes, doc_id: str, kind: Optional[FileKind], pages: Sequence[int],
+                     page_count: int, orient: bool = False, text_layer: bool = True) -> Iterator[PageImage]:
+        """``render``'s pages, each of ``pages`` exactly once whatever happens: should rendering
+        stop with an error part-way (the document opened but breaks later), the pages not yielded
+        yet come back failed with it. The stage's own failure rule, for Serve and bulk jobs alike."""
+        sent = 0
+        try:
+            for page in self.render(data, doc_id, kind, pages, orient, text_layer):
+                yield page
+                sent += 1
+        except InputError as exc:
+            failure = PageError(Stage.RENDER, exc.kind, str(exc))
+        except Exception as exc:  # noqa: BLE001 - the pages not sent fail; those sent stay
+            failure = PageError(Stage.RENDER, ErrorKind.RENDER_FAILED, f"rendering stopped: {type(exc).__name__}: {exc}")
+        else:
+            return
+        for index in list(pages)[sent:]:
+            yield PageImage.failed(doc_id, index, page_count, failure)
 
     # -- PDF ---------------------------------------------------------------------------------
     def _render_pdf(self, data, doc_id, pages, text_layer: bool) -> Iterator[PageImage]:
@@ -163,14 +182,14 @@ class Renderer:
             page = doc.load_page(index)
             scale, error = self._page_scale(page.rect)
             if error:
-                return _failed(doc_id, index, count, "render", "page_too_large", error)
+                return _failed(doc_id, index, count, ErrorKind.PAGE_TOO_LARGE, error)
             pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csRGB, alpha=False)
             rows = np.frombuffer(pix.samples_mv, dtype=np.uint8).reshape(pix.height, pix.stride)
             image = rows[:, : pix.width * 3].reshape(pix.height, pix.width, 3).copy()
             words = extract_text_layer(page, scale) if text_layer else None
             return PageImage(doc_id, index, count, image, scale, text_layer=words)
         except Exception as exc:  # noqa: BLE001 - one bad page must not fail the document
-            return _failed(doc_id, index, count, "render", "page_render_failed",
+            return _failed(doc_id, index, count, ErrorKind.PAGE_RENDER_FAILED,
                            f"page {index + 1} could not be rendered ({exc}); the other pages are unaffected. "
                            "Re-saving the PDF (e.g. `qpdf in.pdf out.pdf`) often repairs it")
 
@@ -198,15 +217,15 @@ class Renderer:
         try:
             doc = pymupdf.open(stream=data, filetype="pdf")
         except Exception as exc:  # noqa: BLE001 - pymupdf raises several types for bad files
-            raise InputError("corrupt_pdf", f"the PDF cannot be parsed ({exc}); repair or re-save it "
+            raise InputError(ErrorKind.CORRUPT_PDF, f"the PDF cannot be parsed ({exc}); repair or re-save it "
                              "(e.g. `qpdf in.pdf out.pdf`) and send it again") from None
         if doc.needs_pass:
             doc.close()
-            raise InputError("encrypted_pdf", "the PDF is password-protected; decrypt it first "
+            raise InputError(ErrorKind.ENCRYPTED_PDF, "the PDF is password-protected; decrypt it first "
                              "(e.g. `qpdf --decrypt --password=PASSWORD in.pdf out.pdf`)")
         if doc.page_count == 0:
             doc.close()
-            raise InputError("empty_pdf", "the PDF has no pages; check that the right file was sent")
+            raise InputError(ErrorKind.EMPTY_PDF, "the PDF has no pages; check that the right file was sent")
         return doc
 
     # -- images ------------------------------------------------------------------------------
@@ -218,14 +237,14 @@ class Renderer:
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 image = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError:
-            raise InputError("image_too_large", "the image has too many pixels for Pillow's safety limit; "
+            raise InputError(ErrorKind.IMAGE_TOO_LARGE, "the image has too many pixels for Pillow's safety limit; "
                              "downscale it before sending") from None
         except (UnidentifiedImageError, OSError):
-            raise InputError("unsupported_type", f"the file is neither a PDF nor an image Pillow can read "
+            raise InputError(ErrorKind.UNSUPPORTED_TYPE, f"the file is neither a PDF nor an image Pillow can read "
                              f"(it starts with {data[:8]!r}); send a PDF, PNG, JPEG, TIFF, BMP or WebP") from None
         width, height = image.size
         if width * height > self.config.max_image_pixels:
-            raise InputError("image_too_large", f"the image is {width}x{height} = {width * height:,} pixels > "
+            raise InputError(ErrorKind.IMAGE_TOO_LARGE, f"the image is {width}x{height} = {width * height:,} pixels > "
                              f"max_image_pixels={self.config.max_image_pixels:,}; downscale it or raise the limit")
         return image
 
@@ -243,19 +262,19 @@ class Renderer:
                 image = canvas
             return np.asarray(image.convert("RGB")).copy()
         except OSError as exc:
-            raise InputError("corrupt_image", f"the image cannot be decoded ({exc}); re-export it and send it again") from None
+            raise InputError(ErrorKind.CORRUPT_IMAGE, f"the image cannot be decoded ({exc}); re-export it and send it again") from None
 
     def _check_kind(self, data: bytes, kind: Optional[FileKind]) -> FileKind:
         if not data:
-            raise InputError("empty_input", "the file is empty (0 bytes); send the document's bytes")
+            raise InputError(ErrorKind.EMPTY_INPUT, "the file is empty (0 bytes); send the document's bytes")
         sniffed = sniff_kind(data)
         if kind == "pdf" and sniffed != "pdf":
-            raise InputError("not_a_pdf", f"fileType says PDF but the bytes do not start like one "
+            raise InputError(ErrorKind.NOT_A_PDF, f"fileType says PDF but the bytes do not start like one "
                              f"({data[:8]!r}); send fileType=1 for images or the real PDF")
         if kind == "image" and sniffed == "pdf":
-            raise InputError("not_an_image", "fileType says image but the bytes are a PDF; send fileType=0")
+            raise InputError(ErrorKind.NOT_AN_IMAGE, "fileType says image but the bytes are a PDF; send fileType=0")
         return kind or sniffed
 
 
-def _failed(doc_id: str, index: int, count: int, stage: str, kind: str, message: str) -> PageImage:
-    return PageImage.failed(doc_id, index, count, PageError(stage, kind, message))
+def _failed(doc_id: str, index: int, count: int, kind: ErrorKind, message: str) -> PageImage:
+    return PageImage.failed(doc_id, index, count, PageError(Stage.RENDER, kind, message))

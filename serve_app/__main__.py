@@ -10,8 +10,8 @@ from pathlib import Path
 
 
 def _restructure(args) -> int:
-    from serve_app.assemble import concatenate_markdown, page_from_pruned, page_markdown, pruned_result, restructure_pages
-    from serve_app.options import ParseOptions
+    from serve_app.assemble import assemble_document, concatenate_markdown, page_from_pruned
+    from serve_app.options import ParseOptions, RestructureOptions
 
     pages, settings = [], {}
     for n, path in enumerate(args.results):
@@ -23,16 +23,15 @@ def _restructure(args) -> int:
             print(f"error: {path} is not a prunedResult JSON file ({exc}); pass the files that "
                   "/layout-parsing returned as result.layoutParsingResults[i].prunedResult", file=sys.stderr)
             return 2
-    options = ParseOptions.from_report(settings)  # the options the pages were parsed with
-    out = restructure_pages(pages, not args.no_merge_tables, not args.no_relevel_titles, args.concatenate,
-                            options.use_layout)
+    options = ParseOptions.from_report(settings).model_copy(update={  # the options the pages were parsed with
+        "restructure": RestructureOptions(enabled=True, merge_tables=not args.no_merge_tables,
+                                          relevel_titles=not args.no_relevel_titles, concatenate=args.concatenate)})
+    texts = assemble_document(pages, options)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    for n, page in enumerate(out):
-        Path(args.out, f"page_{n}.json").write_text(json.dumps(pruned_result(page, options), indent=2,
-                                                               ensure_ascii=False))
-    markdown = concatenate_markdown([page_markdown(p, options) for p in out]).lstrip("\n")
-    Path(args.out, "document.md").write_text(markdown)
-    print(f"wrote {len(out)} page(s) and document.md to {args.out}")
+    for n, text in enumerate(texts):
+        Path(args.out, f"page_{n}.json").write_text(json.dumps(text.pruned, indent=2, ensure_ascii=False))
+    Path(args.out, "document.md").write_text(concatenate_markdown([t.markdown for t in texts]).lstrip("\n"))
+    print(f"wrote {len(texts)} page(s) and document.md to {args.out}")
     return 0
 
 

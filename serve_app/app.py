@@ -18,7 +18,7 @@ from deployments.recognizer.recognizer import Recognizer
 from deployments.renderer import Renderer
 from serve_app.config import AppConfig, load_config
 from serve_app.ingress import Ingress, api
-from serve_app.stages import LayoutStage, RecognizeStage, RenderStage
+from deployments.serve import LayoutStage, RecognizeStage, RenderStage
 
 
 def deployment_options(config: AppConfig) -> dict[str, dict[str, Any]]:

@@ -19,15 +19,14 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import httpx
 
+from serve_app.errors import ServiceError
+
 PDF_SUFFIXES = {".pdf"}
 
 
-class ApiError(RuntimeError):
-    """The server answered with an error envelope."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(f"HTTP {status}: {message}")
-        self.status, self.message = status, message
+#: What the client raises for an error answer: the server's own ServiceError, read back from the
+#: envelope (status, message, Retry-After). ``ApiError``: its name in earlier versions.
+ApiError = ServiceError
 
 
 class Client:
@@ -36,7 +35,7 @@ class Client:
         self.http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=headers)
 
     def parse(self, path: str | Path, **options: Any) -> dict:
-        """POST a local file to /layout-parsing; returns ``result`` or raises :class:`ApiError`."""
+        """POST a local file to /layout-parsing; returns ``result`` or raises :class:`ServiceError`."""
         path = Path(path)
         return self.parse_bytes(path.read_bytes(), path.name, **options)
 
@@ -55,7 +54,7 @@ class Client:
         return self._call("GET", f"/jobs/{job_id}")["result"]
 
     def result(self, job_id: str) -> dict:
-        """The finished job's ``result`` (what ``parse`` returns); ApiError 409 while it runs."""
+        """The finished job's ``result`` (what ``parse`` returns); ServiceError 409 while it runs."""
         return self._call("GET", f"/jobs/{job_id}/result")["result"]
 
     def cancel(self, job_id: str) -> dict:
@@ -63,7 +62,7 @@ class Client:
         return self._call("DELETE", f"/jobs/{job_id}")["result"]
 
     def wait(self, job_id: str, on_status: Optional[Callable[[dict], None]] = None, poll_s: float = 1.0) -> dict:
-        """Poll until the job ends; its ``result``, or ApiError with the job's own error."""
+        """Poll until the job ends; its ``result``, or ServiceError with the job's own error."""
         while True:
             status = self.status(job_id)
             if on_status is not None:
@@ -76,7 +75,7 @@ class Client:
     def stream(self, document: Union[str, Path, bytes], name: str = "", **options: Any) -> Iterator[dict]:
         """``POST /layout-parsing`` with ``Accept: application/x-ndjson``: yields the ``start``
         event, each ``page`` event in page order as soon as it is done, then ``done``; an ``error``
-        event (the deadline) raises ApiError."""
+        event (the deadline, a lost page) raises ServiceError."""
         data, name = _read(document, name)
         with self.http.stream("POST", "/layout-parsing", json=self._body(data, name, options),
                               headers={"Accept": "application/x-ndjson"}) as response:
@@ -88,7 +87,7 @@ class Client:
                     continue
                 event = json.loads(line)
                 if event["event"] == "error":
-                    raise ApiError(event["errorCode"], event["errorMsg"])
+                    raise ServiceError(event["errorCode"], event["errorMsg"])
                 yield event
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -110,12 +109,14 @@ def _read(document: Union[str, Path, bytes], name: str) -> tuple[bytes, str]:
 
 
 def _check(response: httpx.Response) -> dict:
+    retry_after = response.headers.get("retry-after")
+    retry_after = int(retry_after) if retry_after and retry_after.isdigit() else None
     try:
         envelope = response.json()
     except ValueError:
-        raise ApiError(response.status_code, response.text[:200]) from None
+        raise ServiceError(response.status_code, response.text[:200], retry_after) from None
     if envelope.get("errorCode", response.status_code) != 0:
-        raise ApiError(response.status_code, envelope.get("errorMsg", ""))
+        raise ServiceError(response.status_code, envelope.get("errorMsg", ""), retry_after)
     return envelope
 
 
@@ -141,7 +142,7 @@ def parse_as_job(client: Client, path: Path, options: dict, on_status: Optional[
         job_id = json.loads(state.read_text()).get("jobId")
         try:
             client.status(job_id)
-        except ApiError as exc:
+        except ServiceError as exc:
             if exc.status != 404:
                 raise
             job_id = None  # expired or deleted: submit again
@@ -200,7 +201,7 @@ def parse_files(files: list[str], url: str, api_key: Optional[str], workers: int
                 failed = sum(p.get("status") == "failed" for p in result["layoutParsingResults"])
                 bar.write(f"{path}: {len(result['layoutParsingResults'])} pages → {md}"
                           + (f" ({failed} pages failed)" if failed else ""))
-            except (ApiError, httpx.HTTPError, OSError) as exc:
+            except (ServiceError, httpx.HTTPError, OSError) as exc:
                 failures += 1
                 bar.write(f"{path}: FAILED: {exc}")
             bar.update(1)
@@ -227,7 +228,7 @@ def stream_files(files: list[str], url: str, api_key: Optional[str], options: di
                 else:
                     md, _ = save_outputs(path, {"layoutParsingResults": entries, "dataInfo": event["result"]["dataInfo"]})
                     print(f"==> {path}: {len(entries)} pages → {md}", file=out, flush=True)
-        except (ApiError, httpx.HTTPError, OSError) as exc:
+        except (ServiceError, httpx.HTTPError, OSError) as exc:
             failures += 1
             print(f"{path}: FAILED: {exc}", file=out, flush=True)
     return failures

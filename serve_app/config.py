@@ -4,15 +4,21 @@ from YAML or a dict and validated before anything starts."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.datamodel import ErrorKind
 from deployments.layout.config import LayoutConfig
 from deployments.layout.detector import gpu_peak_gib
 from deployments.recognizer.config import RecognizerConfig
 from deployments.renderer import RendererConfig
+from serve_app.errors import UNAVAILABLE
+
+if TYPE_CHECKING:
+    from serve_app.options import OptionDefaults
+    from serve_app.pipeline.retries import Retries
 
 
 class DeploymentSettings(BaseModel):
@@ -65,7 +71,16 @@ class IngressConfig(BaseModel):
                               "still lost after them make the request a 503 with Retry-After).")
     retry_backoff_s: tuple[float, ...] = Field((0.5, 2.0, 5.0), description="Waits before those retries (the last "
                                                "repeats); never past the request's deadline.")
+    retry_on: tuple[ErrorKind, ...] = Field(
+        tuple(sorted(UNAVAILABLE)), description="Error kinds of a page step worth those retries (default: a stage "
+        "replica that stopped or was full; a page's own failure would only fail again).")
     num_cpus: float = Field(0.25, gt=0, description="CPUs per ingress replica.")
+
+    def retries(self) -> "Retries":
+        """The retry policy of the application's page steps (blocking, streamed, jobs)."""
+        from serve_app.pipeline.retries import Retries
+
+        return Retries(self.page_retries, self.retry_backoff_s, frozenset(self.retry_on))
 
 
 class JobsConfig(BaseModel):
@@ -80,6 +95,9 @@ class JobsConfig(BaseModel):
     max_active_per_key: int = Field(16, ge=1, description="Queued + running jobs per API key (429 beyond).")
     max_stored_mb: float = Field(4096, gt=0, description="All jobs' stored bytes (507 beyond: fetch and delete jobs).")
     max_running: int = Field(4, ge=1, description="Jobs parsed at once; the others wait, queued.")
+    unavailable_retries: int = Field(
+        10, ge=0, description="Times a job whose pages were lost with a stage replica (after ingress.page_retries) "
+        "is run again, 30 s apart, for the pages not done yet, before it fails with 503.")
 
 
 class AppConfig(BaseModel):
@@ -111,6 +129,16 @@ class AppConfig(BaseModel):
         if self.recognizer.gpu_reserved_gb is not None:
             return self.recognizer
         return self.recognizer.model_copy(update={"gpu_reserved_gb": gpu_peak_gib(self.layout)})
+
+    def option_defaults(self, path: Literal["call", "job", "bulk"] = "call") -> "OptionDefaults":
+        """What a request's options are decided over on ``path``: the stage configs' options;
+        ``visualize`` from ``ingress.visualize`` (bulk jobs return no images); ``deadlineSeconds``
+        from ``ingress.timeout_s`` for the blocking and streamed calls, none for jobs and bulk."""
+        from serve_app.options import OptionDefaults
+
+        return OptionDefaults(layout=self.layout.options, plan=self.recognizer.plan,
+                              visualize=self.ingress.visualize and path != "bulk",
+                              deadline_s=self.ingress.timeout_s if path == "call" else None)
 
     def deployment(self, name: str) -> DeploymentSettings:
         defaults = {"ingress": DeploymentSettings(max_ongoing_requests=256, max_replicas=2),

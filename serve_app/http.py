@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any, AsyncIterator, Iterator, Optional
+from typing import Any, AsyncIterator, Iterator
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from serve_app.errors import ServiceError
+from serve_app.protocol import envelope_body
 
 api = FastAPI(title="PaddleOCR-VL layout parsing", version="0.1.0",
               description="PaddleX-compatible `/layout-parsing` on Ray Serve, with async jobs (`/jobs`), streamed "
@@ -15,28 +18,18 @@ api = FastAPI(title="PaddleOCR-VL layout parsing", version="0.1.0",
               "envelope `{logId, errorCode, errorMsg}` with errorCode = HTTP status.")
 
 
-RETRY_AFTER_S = "5"  # the Retry-After of a 429, 503 or 504: seconds the client should wait
 #: A success answer larger than this goes out in pieces of about this size (chunked transfer), so
 #: that the replica never holds its JSON whole: a 1,000-page answer with images is ~0.5 GB.
 ANSWER_CHUNK_BYTES = 4 * 2**20
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: Optional[dict] = None):
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
-
-
-def _head(log_id: str, status: int = 0, message: str = "Success") -> dict[str, Any]:
-    """The envelope's fields before ``result``."""
-    return {"logId": log_id, "errorCode": status, "errorMsg": message}
-
-
 def envelope(log_id: str, status: int = 0, message: str = "Success", result: Any = None, headers=None) -> JSONResponse:
-    body = _head(log_id, status, message)
-    if result is not None:
-        body["result"] = result
-    return JSONResponse(body, status_code=status or 200, headers=headers)
+    return JSONResponse(envelope_body(log_id, status, message, result), status_code=status or 200, headers=headers)
+
+
+def error_answer(log_id: str, error: ServiceError) -> JSONResponse:
+    """A ``ServiceError`` as its envelope, status and ``Retry-After``."""
+    return envelope(log_id, error.status, error.message, headers=error.headers)
 
 
 def request_schema(model) -> dict:
@@ -82,7 +75,7 @@ def _json(value: Any) -> bytes:
 
 
 def _envelope_pieces(log_id: str, result: dict[str, Any], listed: str) -> Iterator[bytes]:
-    yield _json(_head(log_id))[:-1] + b',"result":{'
+    yield _json(envelope_body(log_id))[:-1] + b',"result":{'
     for n, (key, value) in enumerate(result.items()):
         yield (b"," if n else b"") + _json(key) + b":"
         if key != listed:

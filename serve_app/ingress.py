@@ -13,19 +13,18 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from deployments.renderer import InputError
 from serve_app import metrics
-from serve_app.assemble import page_from_pruned, page_markdown, pruned_result, restructure_pages
+from serve_app.assemble import assemble_document, page_from_pruned
 from serve_app.config import AppConfig
-from serve_app.http import RETRY_AFTER_S, ApiError, answer, api, envelope, request_schema
-from serve_app.inputs import FileError, load_file
+from serve_app.errors import RETRY_SOON_S, ServiceError, service_error
+from serve_app.http import answer, api, envelope, error_answer, request_schema
+from serve_app.inputs import load_file
 from serve_app.jobs.manager import owner_of
 from serve_app.jobs.routes import JobRoutes
-from serve_app.options import OptionError, ParseOptions, describe
-from serve_app.pagepath import UNAVAILABLE
-from serve_app.parser import DocumentParser, StageUnavailable, TooManyPages, data_info
-from serve_app.protocol import InferRequest, InferResponse, RestructureRequest, RestructureResponse
-from serve_app.respond import document_entries
+from serve_app.options import ParseOptions, RestructureOptions, describe
+from serve_app.pipeline import DocumentPipeline, OpenedDocument, ServeStages, data_info
+from serve_app.protocol import InferRequest, InferResponse, RestructureRequest, RestructureResponse, envelope_body
+from serve_app.respond import document_entries, text_entry
 from serve_app.streaming import encode, media_type, page_events, stream_format
 from serve_app.ui.routes import UiRoutes
 
@@ -37,7 +36,7 @@ class Ingress(JobRoutes, UiRoutes):
 
     def __init__(self, renderer, layout, recognizer, config: AppConfig):
         self.config = config
-        self.parser = DocumentParser(renderer, layout, recognizer, config)
+        self.pipeline = DocumentPipeline.for_app(ServeStages(renderer, layout, recognizer), config)
         self.handles = {"renderer": renderer, "layout": layout, "recognizer": recognizer}
         self.slots = asyncio.Semaphore(config.ingress.max_concurrent_documents)
         self.waiting = 0
@@ -47,8 +46,7 @@ class Ingress(JobRoutes, UiRoutes):
         """The caller's owner id (a hash of its API key; jobs are visible to their owner only)."""
         key = self.config.ingress.api_key
         if key and request.headers.get("authorization") != f"Bearer {key}":
-            raise ApiError(401, "missing or wrong API key; send `Authorization: Bearer <key>`",
-                           {"WWW-Authenticate": "Bearer"})
+            raise Unauthorized()
         return owner_of(key)
 
     async def _body(self, request: Request, model, log_id: str):
@@ -56,22 +54,22 @@ class Ingress(JobRoutes, UiRoutes):
         self._authorize(request)
         limit = int(cfg.max_body_mb * 2**20)
         if int(request.headers.get("content-length") or 0) > limit:
-            raise ApiError(413, f"the request body exceeds {cfg.max_body_mb:g} MB (ingress.max_body_mb); send a URL "
-                           "or split the document")
+            raise ServiceError(413, f"the request body exceeds {cfg.max_body_mb:g} MB (ingress.max_body_mb); send a "
+                               "URL or split the document")
         body = await request.body()
         if len(body) > limit:
-            raise ApiError(413, f"the request body exceeds {cfg.max_body_mb:g} MB (ingress.max_body_mb)")
+            raise ServiceError(413, f"the request body exceeds {cfg.max_body_mb:g} MB (ingress.max_body_mb)")
         try:
             return model.model_validate_json(body)
         except ValidationError as exc:
-            raise ApiError(422, describe(exc)) from None
+            raise ServiceError(422, describe(exc)) from None
 
     def _check_busy(self) -> None:
         cfg = self.config.ingress
         if self.slots.locked() and self.waiting >= cfg.max_waiting_documents:
             metrics.count("errors", kind="overloaded")
-            raise ApiError(429, f"the server is busy ({cfg.max_concurrent_documents} documents in progress, "
-                           f"{self.waiting} waiting); retry later", {"Retry-After": RETRY_AFTER_S})
+            raise ServiceError(429, f"the server is busy ({cfg.max_concurrent_documents} documents in progress, "
+                               f"{self.waiting} waiting); retry later", RETRY_SOON_S)
 
     @contextlib.asynccontextmanager
     async def _slot(self):
@@ -92,22 +90,18 @@ class Ingress(JobRoutes, UiRoutes):
             self.slots.release()
             metrics.gauge("in_flight", cfg.max_concurrent_documents - self.slots._value)
 
-    async def _document(self, req: InferRequest) -> tuple[ParseOptions, bytes, str]:
-        """The request's options and file (422, or the file's own status, on a problem)."""
-        options = self.options(req)
-        try:
-            data, kind = await load_file(req.file, req.fileType, self.config.ingress)
-        except FileError as exc:
-            raise ApiError(exc.status, str(exc)) from None
+    async def _document(self, req: InferRequest, path: str = "call") -> tuple[ParseOptions, bytes, str]:
+        """The request's options (decided for ``path``: the blocking call or a job) and file (422, or
+        the file's own status, on a problem)."""
+        options = ParseOptions.from_request(req, self.config.option_defaults(path))
+        data, kind = await load_file(req.file, req.fileType, self.config.ingress)
         return options, data, kind
 
-    async def _open(self, data: bytes, kind: str, options: ParseOptions):
+    async def _open(self, data: bytes, kind: str, options: ParseOptions) -> OpenedDocument:
         try:
-            return await self.parser.open(data, kind, options)
-        except (InputError, TooManyPages) as exc:
-            raise ApiError(422, str(exc)) from None
-        except StageUnavailable as exc:
-            raise ApiError(503, str(exc), {"Retry-After": RETRY_AFTER_S}) from None
+            return await self.pipeline.open(data, kind, options)
+        except Exception as exc:  # noqa: BLE001 - the document's problem (422) or the stages' (503)
+            raise service_error(exc) from None
 
     # -- routes ------------------------------------------------------------------------------
     @api.post("/layout-parsing", operation_id="infer", openapi_extra=request_schema(InferRequest),
@@ -127,61 +121,36 @@ class Ingress(JobRoutes, UiRoutes):
                 result = await self._infer(req, log_id)
             metrics.count("documents", status="ok")
             return answer(log_id, result)
-        except ApiError as exc:
-            metrics.count("documents", status=str(exc.status))
-            log.info("[%s] %s %s", log_id, exc.status, exc.message)
-            return envelope(log_id, exc.status, exc.message, headers=exc.headers)
-        except Exception:  # noqa: BLE001 - the envelope, never a stack trace
-            metrics.count("documents", status="500")
-            log.exception("[%s] internal error", log_id)
-            return envelope(log_id, 500, "Internal server error")
+        except Exception as exc:  # noqa: BLE001 - the envelope, never a stack trace
+            error = service_error(exc)
+            metrics.count("documents", status=str(error.status))
+            if error.status == 500:
+                log.exception("[%s] internal error", log_id)
+            else:
+                log.info("[%s] %s %s", log_id, error.status, error.message)
+            return error_answer(log_id, error)
         finally:
             metrics.observe("request_seconds", time.perf_counter() - start)
 
-    def options(self, req: InferRequest) -> ParseOptions:
-        """The request's options over this server's defaults (422 on any problem)."""
-        cfg = self.config
-        try:
-            return ParseOptions.from_request(req, cfg.layout.options, cfg.recognizer.plan, cfg.ingress.visualize)
-        except OptionError as exc:
-            raise ApiError(422, str(exc)) from None
-
     async def _infer(self, req: InferRequest, log_id: str) -> dict:
         options, data, kind = await self._document(req)
-        timeout = options.deadline_s or self.config.ingress.timeout_s
-        deadline = time.monotonic() + timeout
-        try:
-            doc = await asyncio.wait_for(self._parse(data, kind, options, log_id, deadline), timeout)
-        except asyncio.TimeoutError:
-            metrics.count("errors", kind="deadline_exceeded")
-            raise ApiError(504, f"the document was not parsed within {timeout:g} s; raise deadlineSeconds "
-                           "(or ingress.timeout_s), send fewer pages, or use POST /jobs/layout-parsing",
-                           {"Retry-After": RETRY_AFTER_S}) from None
-        lost = [p.result.page_index + 1 for p in doc.pages if p.result.error and p.result.error.kind in UNAVAILABLE]
-        if lost:  # a stage stayed unavailable through the retries: the whole document again, later
-            raise ApiError(503, f"{len(lost)} of {len(doc.pages)} pages (first: page {lost[0]}) were lost with a "
-                           f"stopped or full stage replica after {self.config.ingress.page_retries} retries; retry the "
-                           "document", {"Retry-After": RETRY_AFTER_S})
+        doc = await self.pipeline.run(await self._open(data, kind, options), options, log_id)
         return {"layoutParsingResults": document_entries(doc.pages, options), "dataInfo": data_info(doc)}
-
-    async def _parse(self, data, kind, options, log_id, deadline):
-        return await self.parser.run(await self._open(data, kind, options), options, log_id, deadline)
 
     async def _stream(self, req: InferRequest, log_id: str, fmt: str) -> StreamingResponse:
         self._check_busy()
         options, data, kind = await self._document(req)
         doc = await self._open(data, kind, options)
-        timeout = options.deadline_s or self.config.ingress.timeout_s
 
         async def events():
             try:
                 async with self._slot():
-                    async for event in page_events(self.parser, doc, options, log_id, fmt, timeout):
+                    async for event in page_events(self.pipeline, doc, options, log_id, fmt):
                         yield event
                 metrics.count("documents", status="ok")
-            except ApiError as exc:  # busy by the time the stream started
+            except ServiceError as exc:  # busy by the time the stream started
                 metrics.count("documents", status=str(exc.status))
-                yield encode(fmt, "error", {"logId": log_id, "errorCode": exc.status, "errorMsg": exc.message})
+                yield encode(fmt, "error", envelope_body(log_id, exc.status, exc.message))
 
         return StreamingResponse(events(), media_type=media_type(fmt),
                                  headers={"Cache-Control": "no-cache", "X-Log-Id": log_id})
@@ -189,6 +158,7 @@ class Ingress(JobRoutes, UiRoutes):
     @api.post("/restructure-pages", operation_id="restructurePages", openapi_extra=request_schema(RestructureRequest),
               response_model=None, responses={200: {"model": RestructureResponse}})
     async def restructure(self, request: Request) -> JSONResponse:
+        """The document step (``assemble_document``) on pages read back from their ``prunedResult``."""
         log_id = str(uuid.uuid4())
         try:
             req = await self._body(request, RestructureRequest, log_id)
@@ -196,20 +166,20 @@ class Ingress(JobRoutes, UiRoutes):
             try:
                 pages = [page_from_pruned(p.prunedResult, n) for n, p in enumerate(req.pages)]
             except (KeyError, TypeError, ValueError) as exc:
-                raise ApiError(422, f"pages[].prunedResult is not a layout-parsing prunedResult ({exc!r})") from None
+                raise ServiceError(422, f"pages[].prunedResult is not a layout-parsing prunedResult ({exc!r})") from None
             settings = req.pages[0].prunedResult.get("model_settings") or {}
             options = ParseOptions.from_report(settings, pretty=req.prettifyMarkdown,
-                                               show_formula_number=req.showFormulaNumber)
-            out = restructure_pages(pages, req.mergeTables, req.relevelTitles, req.concatenatePages, options.use_layout)
+                                               show_formula_number=req.showFormulaNumber).model_copy(update={
+                "restructure": RestructureOptions(enabled=True, merge_tables=req.mergeTables,
+                                                  relevel_titles=req.relevelTitles, concatenate=req.concatenatePages)})
             images: dict[str, str] = {}
             for page in req.pages:
                 images.update(page.markdownImages or {})
-            results = [{"prunedResult": pruned_result(p, options),
-                        "markdown": {"text": page_markdown(p, options),
-                                     "images": images if req.returnMarkdownImages else None}} for p in out]
+            results = [text_entry(text, images if req.returnMarkdownImages else None)
+                       for text in assemble_document(pages, options)]
             return envelope(log_id, result={"layoutParsingResults": results})
-        except ApiError as exc:
-            return envelope(log_id, exc.status, exc.message, headers=exc.headers)
+        except ServiceError as exc:
+            return error_answer(log_id, exc)
 
     @api.get("/health", operation_id="health")
     async def health(self) -> JSONResponse:
@@ -226,8 +196,17 @@ class Ingress(JobRoutes, UiRoutes):
             except Exception as exc:  # noqa: BLE001 - any failure means not ready
                 problems.append(f"{name}: {type(exc).__name__}")
         if problems:
-            return envelope(log_id, 503, "Not ready: " + ", ".join(problems))
+            return envelope(log_id, 503, "Not ready: " + ", ".join(problems), headers={"Retry-After": str(RETRY_SOON_S)})
         return envelope(log_id, message="Ready")
+
+
+class Unauthorized(ServiceError):
+    def __init__(self):
+        super().__init__(401, "missing or wrong API key; send `Authorization: Bearer <key>`")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
 
 
 __all__ = ["api", "Ingress"]

@@ -16,16 +16,13 @@ import httpx
 
 from deployments.renderer import sniff_kind
 from serve_app.config import IngressConfig
+from serve_app.errors import ServiceError
 
 Kind = Literal["pdf", "image"]
 
 
-class FileError(ValueError):
-    """The ``file`` cannot be obtained; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+class FileError(ServiceError):
+    """The ``file`` cannot be obtained (422, or 413 when it is too large)."""
 
 
 def is_url(value: str) -> bool:

@@ -20,13 +20,20 @@ from deployments.recognizer.recognizer import PageRequest, SamplingOptions, Text
 from deployments.orientation import UNAVAILABLE as ORIENTATION_UNAVAILABLE
 from deployments.orientation import available as orientation_available
 from deployments.renderer import check_page_ranges
+from serve_app.errors import ServiceError
 from serve_app.protocol import InferRequest
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 
-class OptionError(ValueError):
+class OptionError(ServiceError, ValueError):
     """A request option this server cannot honour; the message names the option and the fix (422)."""
+
+    def __init__(self, message: str):
+        super().__init__(422, message)
+
+    def __reduce__(self):
+        return type(self), (self.message,)
 
 
 class MarkdownOptions(BaseModel):
@@ -56,6 +63,18 @@ class RestructureOptions(BaseModel):
     concatenate: bool = False
 
 
+class OptionDefaults(BaseModel):
+    """What a request's options are decided over: the stage configs' options and the path's own
+    defaults (``AppConfig.option_defaults(path)``: the blocking call, jobs, bulk)."""
+
+    model_config = _FROZEN
+
+    layout: LayoutOptions = Field(default_factory=LayoutOptions)
+    plan: PlanOptions = Field(default_factory=PlanOptions)
+    visualize: bool = Field(True, description="`visualize` when the request does not say (ingress.visualize).")
+    deadline_s: Optional[float] = Field(None, gt=0, description="`deadlineSeconds` when the request does not say.")
+
+
 class ParseOptions(BaseModel):
     """Everything one document is parsed with besides the stage configs."""
 
@@ -72,7 +91,10 @@ class ParseOptions(BaseModel):
     visualize: bool = Field(True, description="Return the layout visualisations and the input image.")
     markdown_images: bool = Field(True, description="returnMarkdownImages: Base64 crops with the Markdown.")
     page_ranges: Optional[str] = Field(None, description="pageRanges: 1-based pages to parse, '1-3,7'.")
-    deadline_s: Optional[float] = Field(None, gt=0, description="deadlineSeconds (None: ingress.timeout_s).")
+    deadline_s: Optional[float] = Field(
+        None, gt=0, description="deadlineSeconds: the longest the whole document may take, from the start of its "
+        "parsing; each page's recognition gets the time left (None: no limit; the blocking and streamed calls "
+        "default to ingress.timeout_s).")
     text_layer: TextLayerMode = Field("auto", description="textLayer: a PDF's own text for text blocks.")
     orient: bool = Field(False, description="useDocOrientationClassify: turn pages upright before layout.")
 
@@ -84,19 +106,21 @@ class ParseOptions(BaseModel):
         return value
 
     @classmethod
-    def from_request(cls, req: Union[InferRequest, dict[str, Any]], layout: Optional[LayoutOptions] = None,
-                     plan: Optional[PlanOptions] = None, visualize: bool = True) -> "ParseOptions":
-        """The options of one request (API field names). Defaults come from the stage configs
-        (``layout``, ``plan``) and ``ingress.visualize``; every problem raises :class:`OptionError`."""
+    def from_request(cls, req: Union[InferRequest, dict[str, Any]],
+                     defaults: Optional[OptionDefaults] = None) -> "ParseOptions":
+        """The options of one request (API field names) over ``defaults``; the one place an
+        option is decided and checked: every problem raises :class:`OptionError` naming it."""
+        defaults = defaults or OptionDefaults()
         if isinstance(req, dict):
             try:
                 req = InferRequest.model_validate({"file": "", **req})
             except ValidationError as exc:
                 raise OptionError(describe(exc)) from None
         _check_supported(req)
-        plan_options = _plan(req, plan or PlanOptions())
+        layout, plan, visualize = defaults.layout, defaults.plan, defaults.visualize
+        plan_options = _plan(req, plan)
         return _build(cls, {"prompt_label": "promptLabel", "deadline_s": "deadlineSeconds"},
-                      layout=_layout(req, layout or LayoutOptions()), use_layout=req.useLayoutDetection is not False,
+                      layout=_layout(req, layout), use_layout=req.useLayoutDetection is not False,
                       layout_shape_mode=req.layoutShapeMode, prompt_label=(req.promptLabel or "ocr").lower(),
                       plan=plan_options, sampling=_build(SamplingOptions, _SAMPLING, **_sampling(req)),
                       markdown=MarkdownOptions(
@@ -107,7 +131,8 @@ class ParseOptions(BaseModel):
                                                      relevel_titles=req.relevelTitles),
                       visualize=visualize if req.visualize is None else req.visualize,
                       markdown_images=req.returnMarkdownImages, page_ranges=_page_ranges(req.pageRanges),
-                      deadline_s=req.deadlineSeconds, text_layer=req.textLayer or "auto",
+                      deadline_s=defaults.deadline_s if req.deadlineSeconds is None else req.deadlineSeconds,
+                      text_layer=req.textLayer or "auto",
                       orient=bool(req.useDocOrientationClassify))
 
     def page_request(self, timeout_s: Optional[float] = None) -> PageRequest:

@@ -127,3 +127,13 @@ class RestructureResponse(Envelope):
     """``POST /restructure-pages`` on success."""
 
     result: RestructureResult
+
+
+def envelope_body(log_id: str, status: int = 0, message: str = "Success", result: Any = None) -> dict[str, Any]:
+    """The envelope of every answer (the official API's ``Envelope``): ``{logId, errorCode,
+    errorMsg[, result]}``, ``errorCode`` being the HTTP status (0 for success). The one builder:
+    routes, streamed events, jobs and the proxy's answer for a lost API replica all use it."""
+    body = {"logId": log_id, "errorCode": status, "errorMsg": message}
+    if result is not None:
+        body["result"] = result
+    return body

@@ -18,7 +18,8 @@ import json
 import logging
 import uuid
 
-from serve_app.http import RETRY_AFTER_S
+from serve_app.errors import RETRY_SOON_S
+from serve_app.protocol import envelope_body
 
 log = logging.getLogger("serve_app")
 MESSAGE = ("the API replica serving this request stopped before answering (Serve replaces it); "
@@ -48,10 +49,10 @@ class LostReplicaAnswer:
                 raise
             log.exception("the proxy failed a request before answering it")
         if not started:
-            body = json.dumps({"logId": str(uuid.uuid4()), "errorCode": 503, "errorMsg": MESSAGE}).encode()
+            body = json.dumps(envelope_body(str(uuid.uuid4()), 503, MESSAGE)).encode()
             await send({"type": "http.response.start", "status": 503,
                         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                    (b"retry-after", RETRY_AFTER_S.encode())]})
+                                    (b"retry-after", str(RETRY_SOON_S).encode())]})
             await send({"type": "http.response.body", "body": body})
 
 

@@ -11,9 +11,8 @@ import numpy as np
 from PIL import Image
 
 from deployments.datamodel import PageError, PageImage, PageResult, PageStatus
-from serve_app.assemble import page_from_pruned, visualize
+from serve_app.assemble import PageText, assemble_document, page_from_pruned, visualize
 from serve_app.options import ParseOptions
-from serve_app.pagepath import PageText, assemble_document
 
 
 def jpeg_b64(image, max_side: int) -> str:
@@ -68,9 +67,15 @@ def saved_page_output(entry: dict, page_index: int) -> PageOutput:
     result = page_from_pruned(entry["prunedResult"], page_index)
     if entry.get("status") == "failed":
         error = entry.get("error") or {}
-        result = replace(result, status=PageStatus.FAILED, error=PageError(
+        result = replace(result, status=PageStatus.FAILED, error=PageError.of(
             error.get("stage", "pipeline"), error.get("kind", "internal_error"), error.get("message", "")))
     return PageOutput(result, entry["markdown"].get("images") or {}, entry.get("outputImages"), entry.get("inputImage"))
+
+
+def text_entry(text: PageText, images: Optional[dict[str, str]]) -> dict:
+    """A page of ``/restructure-pages``: its ``prunedResult`` and Markdown (no status: the pages
+    were parsed before)."""
+    return {"prunedResult": text.pruned, "markdown": {"text": text.markdown, "images": images}}
 
 
 def page_entry(out: PageOutput, text: PageText, options: ParseOptions) -> dict:

@@ -9,7 +9,9 @@ Events, in this order (each NDJSON line carries its name in ``event``; SSE uses 
   ``restructurePages``, which needs the whole document, all pages come at the end); ``pagesDone``
   counts the document's pages finished by then, in any order;
 - ``done``: ``{logId, errorCode: 0, errorMsg, result: {dataInfo, pagesTotal, failedPages}}``; or
-  ``error``: ``{logId, errorCode, errorMsg}`` when the document cannot finish (the deadline).
+  ``error``: the envelope ``{logId, errorCode, errorMsg}`` when the document cannot finish: 504 past
+  its deadline, 503 when a page was lost with a stage replica (the pages after it are not sent;
+  the whole document again, later, gets them all).
 
 Errors found before the first event (authentication, options, the file) are answered as the usual
 JSON envelope with their status code.
@@ -20,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from typing import Any, AsyncIterator, Optional
 
-from serve_app.parser import DocumentParser, OpenedDocument, data_info
+from serve_app.errors import service_error
+from serve_app.protocol import envelope_body
 from serve_app.options import ParseOptions
+from serve_app.pipeline import DocumentPipeline, OpenedDocument, data_info
 from serve_app.respond import PageOutput, document_entries, finished_page_entry
 
 log = logging.getLogger("serve_app")
@@ -50,14 +53,13 @@ def encode(fmt: str, event: str, payload: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
 
 
-async def page_events(parser: DocumentParser, doc: OpenedDocument, options: ParseOptions, log_id: str,
-                      fmt: str, timeout: float) -> AsyncIterator[bytes]:
+async def page_events(pipeline: DocumentPipeline, doc: OpenedDocument, options: ParseOptions, log_id: str,
+                      fmt: str) -> AsyncIterator[bytes]:
     """The events of one document. Closing the iterator (the client went away) cancels the pages
     still in flight, so the stages and the engine stop their work."""
     loop = asyncio.get_running_loop()
     finished: asyncio.Queue[PageOutput] = asyncio.Queue()
-    deadline = time.monotonic() + timeout
-    work = loop.create_task(asyncio.wait_for(parser.run(doc, options, log_id, deadline, finished.put), timeout))
+    work = loop.create_task(pipeline.run(doc, options, log_id, finished.put))
     info = data_info(doc)
     yield encode(fmt, "start", {"logId": log_id, "pagesTotal": len(doc.page_indices), "dataInfo": info})
     order, done, sent = doc.page_indices, {}, 0
@@ -86,16 +88,13 @@ async def page_events(parser: DocumentParser, doc: OpenedDocument, options: Pars
             for index, entry in zip(order, document_entries([done[i] for i in order], options)):
                 yield encode(fmt, "page", {"logId": log_id, "pageIndex": index, "pagesDone": len(done), "result": entry})
         failed = [i for i in order if not done[i].result.ok]
-        yield encode(fmt, "done", {"logId": log_id, "errorCode": 0, "errorMsg": "Success",
-                                   "result": {"dataInfo": info, "pagesTotal": len(order), "failedPages": failed}})
-    except asyncio.TimeoutError:
-        yield encode(fmt, "error", {"logId": log_id, "errorCode": 504, "errorMsg": (
-            f"the document was not parsed within {timeout:g} s ({len(done)} of {len(order)} pages done); raise "
-            "deadlineSeconds (or ingress.timeout_s), send fewer pages, or use POST /jobs/layout-parsing")})
+        yield encode(fmt, "done", envelope_body(log_id, result={"dataInfo": info, "pagesTotal": len(order),
+                                                               "failedPages": failed}))
     except Exception as exc:  # noqa: BLE001 - the stream ends with an error event, never a cut connection
-        log.exception("[%s] stream failed", log_id)
-        yield encode(fmt, "error", {"logId": log_id, "errorCode": 500,
-                                    "errorMsg": f"Internal server error ({type(exc).__name__})"})
+        error = service_error(exc)
+        if error.status == 500:
+            log.exception("[%s] stream failed", log_id)
+        yield encode(fmt, "error", envelope_body(log_id, error.status, error.message))
     finally:
         if not work.done():
             work.cancel()

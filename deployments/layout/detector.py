@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from deployments.datamodel import LayoutBox, PageImage
+from deployments.datamodel import ErrorKind, LayoutBox, PageError, PageImage, Stage
 from deployments.gpu_memory import layout_peak_gib
-from deployments.layout.backends import CPU_ONLY, LayoutLoadError, create_backend
+from deployments.layout.backends import CPU_ONLY, LayoutBackend, LayoutLoadError, create_backend
 from deployments.layout.backends.hf import INPUT_SIZE
 from deployments.layout.config import LayoutConfig
 from deployments.layout.options import LayoutOptions
@@ -61,11 +61,16 @@ def resolve_device(requested: str, needed_gib: float) -> str:
 class LayoutDetector:
     """Runs one layout model; ``detect`` takes a batch of pages with per-page options."""
 
-    def __init__(self, config: Optional[LayoutConfig] = None):
+    def __init__(self, config: Optional[LayoutConfig] = None, backend: Optional[LayoutBackend] = None):
+        """``backend``: a layout backend to use instead of the one the config picks (injected, as an
+        engine is into the Recognizer: recorded detections, a fake in tests)."""
         self.config = config or LayoutConfig()
-        self.backend_name, reason = choose_backend(self.config)
         apply_threads(self.config.num_cpus)
         self.planned_peak = gpu_peak_gib(self.config, on_gpu=True)
+        if backend is not None:
+            self.backend_name, self.backend, self.device = type(backend).__name__, backend, "cpu"
+            return
+        self.backend_name, reason = choose_backend(self.config)
         needed = self.planned_peak if self.config.min_free_gpu_gb is None else self.config.min_free_gpu_gb
         device = "cpu" if self.backend_name in CPU_ONLY else resolve_device(self.config.device, needed)
         log.info("layout backend %s on %s (%s)", self.backend_name, device, reason)
@@ -110,6 +115,22 @@ class LayoutDetector:
                 size = (pages[i].width, pages[i].height)
                 results[i] = postprocess_layout(rows, size, opts[i], self.backend.labels)
         return results
+
+
+    def detect_pages(self, pages: Sequence[PageImage], options: Sequence[Optional[LayoutOptions]]
+                     ) -> list[Union[list[LayoutBox], PageError]]:
+        """``detect``, with the stage's failure rule (Serve and bulk jobs alike): a batch that fails
+        is detected again page by page, and a page that fails alone gets its ``PageError``
+        (``layout_failed``) instead of boxes; the other pages go on."""
+        try:
+            return list(self.detect(pages, options))
+        except Exception as exc:  # noqa: BLE001 - find the page that breaks the batch
+            if len(pages) == 1:
+                page = pages[0]
+                log.exception("layout failed on page %s of %s", page.page_index + 1, page.doc_id)
+                return [PageError(Stage.LAYOUT, ErrorKind.LAYOUT_FAILED, f"page {page.page_index + 1}: the layout "
+                                  f"model failed ({type(exc).__name__}: {exc}); the other pages are unaffected")]
+        return [self.detect_pages([page], [opts])[0] for page, opts in zip(pages, options)]
 
 
 def gpu_peak_gib(config: LayoutConfig, on_gpu: Optional[bool] = None) -> float:

@@ -14,7 +14,7 @@ from typing import Collection, Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.datamodel import LayoutBox, PageError, PageImage, PageResult
+from deployments.datamodel import ErrorKind, LayoutBox, PageError, PageImage, PageResult, Stage
 from deployments.recognizer.assist import best_effort_boxes, texts_from_layer
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines import Engine, GenerationRequest, GenerationResult, create_engine, engine_class
@@ -148,12 +148,12 @@ class Recognizer:
         try:
             outputs = await asyncio.wait_for(self._read_blocks(plan, request, set(layer)), timeout)
         except asyncio.TimeoutError:
-            return self.failed_page(page, "deadline_exceeded",
+            return self.failed_page(page, ErrorKind.DEADLINE_EXCEEDED,
                                 f"page {page.page_index + 1} was not read within {timeout:g} s; its blocks were "
                                 "cancelled. Raise the request deadline or page_timeout_s, or add recognizer replicas")
         except Exception as exc:  # noqa: BLE001 - an engine error fails this page, not the server
             log.exception("recognition failed on page %s of %s", page.page_index, page.doc_id)
-            return self.failed_page(page, "recognition_failed", f"the recognition engine failed: {exc}")
+            return self.failed_page(page, ErrorKind.RECOGNITION_FAILED, f"the recognition engine failed: {exc}")
         outputs.update({k: GenerationResult(text, len(text.split()), "stop") for k, text in layer.items()})
         result = build_page_result(plan, {k: r.text for k, r in outputs.items()}, page_index=page.page_index,
                                    width=page.width, height=page.height, layout_boxes=boxes,
@@ -189,8 +189,8 @@ class Recognizer:
             image=image, min_pixels=block.min_pixels,
             max_pixels=block.max_pixels, max_new_tokens=s.max_new_tokens or self.config.max_new_tokens,
             temperature=s.temperature, top_p=s.top_p, repetition_penalty=s.repetition_penalty,
-            skip_special_tokens=block.prompt != "Spotting:")
+            skip_special_tokens=block.prompt != "Spotting:", bbox=tuple(block.bbox))
 
     @staticmethod
-    def failed_page(page: PageImage, kind: str, message: str) -> PageResult:
-        return PageResult.failed(page, PageError("recognize", kind, message))
+    def failed_page(page: PageImage, kind: ErrorKind, message: str) -> PageResult:
+        return PageResult.failed(page, PageError(Stage.RECOGNIZE, kind, message))

@@ -9,10 +9,11 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Optional
 
-from deployments.datamodel import PageError, PageResult
+from deployments.datamodel import ErrorKind, PageError, PageResult
+from serve_app.assemble import PageText, assemble_document
 from serve_app.bulk.items import DocumentDone, DocumentTask, Item
 from serve_app.options import ParseOptions
-from serve_app.pagepath import PageText, assemble_document
+from serve_app.pipeline import document_status
 
 
 class Collector:
@@ -33,30 +34,26 @@ class Collector:
         if len(pages) < item.doc.pages:
             return None
         del self.open[item.doc.source]
-        texts = assemble_document([pages[i] for i in sorted(pages)], self.options)
-        return self._row(item.doc, texts)
+        return self._row(item.doc, assemble_document([pages[i] for i in sorted(pages)], self.options))
 
     def _row(self, doc: DocumentTask, texts: list[PageText], error: Optional[PageError] = None,
              skipped: bool = False) -> dict:
         ok = sum(t.ok for t in texts)
-        row = {"doc_id": doc.doc_id, "source": doc.source, "fingerprint": self.fingerprint, "status": "failed",
-               "error_kind": error.kind if error else None, "error": error.message if error else None,
+        status = "failed" if error or not texts else document_status(texts, self.max_page_error_rate)
+        row = {"doc_id": doc.doc_id, "source": doc.source, "fingerprint": self.fingerprint, "status": status,
+               "error_kind": str(error.kind) if error else None, "error": error.message if error else None,
                "page_count": len(texts), "pages_ok": ok, "markdown": [t.markdown for t in texts],
                "pruned_result": [json.dumps(t.pruned, ensure_ascii=False) for t in texts],
                "page_status": ["ok" if t.ok else "failed" for t in texts],
                "page_errors": [f"{t.error.kind}: {t.error.message}" if t.error else "" for t in texts],
-               "page_error_kinds": [t.error.kind if t.error else "" for t in texts],
+               "page_error_kinds": [str(t.error.kind) if t.error else "" for t in texts],
                "seconds": round(max(time.time() - doc.started, 0.0), 3),
                "finished_at": datetime.now(timezone.utc).isoformat()}
         if skipped:
             row["status"] = "skipped"
-        elif texts and error is None:
-            failed = len(texts) - ok
-            if failed / len(texts) > self.max_page_error_rate:
-                row["error_kind"] = "too_many_failed_pages"
-                row["error"] = f"{failed} of {len(texts)} pages failed (more than max_page_error_rate)"
-            else:
-                row["status"] = "ok" if failed == 0 else "partial"
+        elif status == "failed" and texts and error is None:
+            row["error_kind"] = str(ErrorKind.TOO_MANY_FAILED_PAGES)
+            row["error"] = f"{len(texts) - ok} of {len(texts)} pages failed (more than max_page_error_rate)"
         return row
 
 

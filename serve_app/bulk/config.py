@@ -11,8 +11,12 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.datamodel import ErrorKind
+from serve_app.errors import UNAVAILABLE
+
 if TYPE_CHECKING:
     from serve_app.options import ParseOptions
+    from serve_app.pipeline.retries import Retries
 
 
 class BulkConfig(BaseModel):
@@ -35,8 +39,12 @@ class BulkConfig(BaseModel):
     serve_clients: int = Field(4, ge=1, description="With --serve-url: documents sent at once.")
     shard_size: int = Field(32, ge=1, description="Documents per output shard.")
     flush_every_s: float = Field(30.0, gt=0, description="Write a shard at least this often (while documents arrive).")
-    page_retries: int = Field(2, ge=0, description="Retries of a page that failed with a transient error.")
+    page_retries: int = Field(2, ge=0, description="Retries of a page that failed with an error of `retry_on`.")
     retry_backoff_s: list[float] = Field(default_factory=lambda: [1.0, 4.0], description="Waits between retries.")
+    retry_on: list[ErrorKind] = Field(
+        default_factory=lambda: sorted(UNAVAILABLE | {ErrorKind.RECOGNITION_FAILED, ErrorKind.INTERNAL_ERROR}),
+        description="Error kinds of a page worth those retries (a bulk job has time: an engine error is tried "
+        "again too).")
     max_page_error_rate: float = Field(0.5, ge=0, le=1, description="A document with more failed pages fails.")
     max_doc_error_rate: float = Field(0.25, ge=0, le=1, description="The job fails above this rate of failed docs.")
     abort_after: int = Field(50, ge=1, description="Stop early after this many documents if that rate is exceeded.")
@@ -56,7 +64,13 @@ class BulkConfig(BaseModel):
         """The documents' options over the stage configs' defaults (``app``: the AppConfig)."""
         from serve_app.options import ParseOptions
 
-        return ParseOptions.from_request(self.request, app.layout.options, app.recognizer.plan, visualize=False)
+        return ParseOptions.from_request(self.request, app.option_defaults("bulk"))
+
+    def retries(self) -> "Retries":
+        """The retry policy of a page's recognition in this job."""
+        from serve_app.pipeline.retries import Retries
+
+        return Retries(self.page_retries, tuple(self.retry_backoff_s), frozenset(self.retry_on))
 
 
 #: API options that mean nothing for a bulk job (no images are returned, the type is sniffed).
@@ -93,7 +107,7 @@ def parse_args(argv=None, description: str = "") -> BulkConfig:
     for flag, name in flags.items():
         options.add_argument(flag, dest=f"request:{name}", type=_yaml_value, metavar="VALUE", help=f"API `{name}`")
     for name, field in BulkConfig.model_fields.items():
-        if name in ("input", "output", "app", "request", "serve_url", "retry_backoff_s"):
+        if name in ("input", "output", "app", "request", "serve_url", "retry_backoff_s", "retry_on"):
             continue
         flag = "--" + name.replace("_", "-")
         if field.annotation is bool:

@@ -29,7 +29,7 @@ def run(config: BulkConfig, stop: Optional[GracefulStop] = None) -> int:
     try:
         options = config.options(app)
     except OptionError as exc:
-        raise SystemExit(f"[bulk] bad document option: {exc}") from None
+        raise SystemExit(f"[bulk] bad document option: {exc.message}") from None
     stop, fingerprint = stop or GracefulStop(), config.fingerprint()
     output = Output(config.output, config.markdown_files, config.jsonl)
     output.claim()
@@ -96,7 +96,7 @@ def pipeline(config: BulkConfig, app, options, items: list[dict]):
                                                     max_concurrent_calls_per_actor=config.recognize_batches_in_flight),
                           **_resources(app.recognizer),
                           fn_constructor_kwargs={"recognizer": app.recognizer_config().model_dump(mode="json"), "options": options,
-                                                 "retries": config.page_retries, "backoff": config.retry_backoff_s})
+                                                 "retries": config.retries()})
 
 
 def _resources(stage) -> dict:

@@ -10,7 +10,7 @@ from typing import Optional, Union
 import numpy as np
 
 from deployments.datamodel import LayoutBox, PageError, PageImage, PageResult
-from serve_app.pagepath import PageText
+from serve_app.assemble import PageText
 
 
 @dataclass(slots=True)

@@ -1,5 +1,8 @@
-"""The bulk pipeline's Ray Data steps, on the page path of ``serve_app.pagepath``. Items are typed
-(``items.py``); a step never raises for one bad page or document (that would fail the dataset).
+"""The bulk pipeline's Ray Data steps: the stages in Ray Data's tasks and actors, a batch at a time,
+with each stage's own failure rule (``Renderer.render_pages``, ``LayoutDetector.detect_pages``,
+``Recognizer.recognize``) and the pipeline's page steps (``serve_app.pipeline``: page selection,
+recognition with retries and the document's deadline). Items are typed (``items.py``); a step never
+raises for one bad page or document (that would fail the dataset).
 
 RenderWorker (CPU tasks) → LayoutWorker (actor pool) → RecognizeWorker (actor pool, in-process
 engine) → items. With a running Serve application, ServeWorker replaces all three.
@@ -16,11 +19,13 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from deployments.datamodel import PageError, PageImage
+from deployments.datamodel import ErrorKind, PageError, Stage
+from serve_app.assemble import PageText
 from serve_app.bulk.io import read_source
 from serve_app.bulk.items import DocumentDone, DocumentTask, Item, PageTask, decode, encode, to_row
+from serve_app.errors import ServiceError, classify
 from serve_app.options import ParseOptions
-from serve_app.pagepath import PageText, Retries, layout_input, recognize_with_retries
+from serve_app.pipeline import Retries, layout_input, recognize_with_retries, select_pages
 
 log = logging.getLogger("serve_app.bulk")
 
@@ -30,8 +35,8 @@ def _read(row: dict, doc: DocumentTask) -> tuple[Optional[bytes], Optional[Docum
     try:
         data = read_source(doc.source)
     except Exception as exc:  # noqa: BLE001 - a missing or unreadable source fails that document
-        return None, DocumentDone(doc, PageError("read", "unreadable_source", f"could not read {doc.source}: "
-                                                 f"{exc}; check the path and its credentials"))
+        return None, DocumentDone(doc, PageError(Stage.READ, ErrorKind.UNREADABLE_SOURCE, f"could not read "
+                                                 f"{doc.source}: {exc}; check the path and its credentials"))
     doc.doc_id = hashlib.sha256(data).hexdigest()
     if row.get("done_hash") == doc.doc_id:
         return None, DocumentDone(doc, skipped=True)
@@ -61,7 +66,7 @@ class RenderWorker:
         self.text_layer = text_layer
 
     def pages(self, row: dict) -> Iterator[Item]:
-        from deployments.renderer import InputError, parse_page_ranges
+        from deployments.renderer import InputError
 
         doc = DocumentTask(str(row["source"]), started=time.time())
         data, done = _read(row, doc)
@@ -70,28 +75,17 @@ class RenderWorker:
             return
         try:
             info = self.renderer.inspect(data)
-            indices = parse_page_ranges(self.options.page_ranges, info.page_count)
+            indices = select_pages(info, self.options)
         except InputError as exc:
-            yield DocumentDone(doc, PageError("render", exc.kind, str(exc)))
+            yield DocumentDone(doc, PageError(Stage.RENDER, exc.kind, str(exc)))
             return
         except Exception as exc:  # noqa: BLE001 - this document fails, nothing else
-            yield DocumentDone(doc, PageError("render", "render_failed", f"{type(exc).__name__}: {exc}"))
+            yield DocumentDone(doc, PageError(Stage.RENDER, classify(exc, Stage.RENDER), f"{type(exc).__name__}: {exc}"))
             return
         doc.pages = len(indices)
-        yield from self._render(data, doc, info.kind, indices, info.page_count)
-
-    def _render(self, data: bytes, doc: DocumentTask, kind: str, indices: list[int],
-                count: int) -> Iterator[PageTask]:
-        sent = 0
-        try:
-            for page in self.renderer.render(data, doc.doc_id[:16], kind, indices, self.options.orient,
-                                             self.text_layer):
-                yield PageTask(doc, page)
-                sent += 1
-        except Exception as exc:  # noqa: BLE001 - the pages not sent fail; those sent stay
-            error = PageError("render", "render_failed", f"{type(exc).__name__}: {exc}")
-            for index in indices[sent:]:
-                yield PageTask(doc, PageImage.failed(doc.doc_id[:16], index, count, error))
+        for page in self.renderer.render_pages(data, doc.doc_id[:16], info.kind, indices, info.page_count,
+                                               self.options.orient, self.text_layer):
+            yield PageTask(doc, page)
 
 
 class LayoutWorker:
@@ -111,21 +105,12 @@ class LayoutWorker:
                 item.boxes = layout_input(item.page, self.options)
                 if item.boxes is None and item.page.error is None:
                     todo.append(item)
-        try:
-            found = self.detector.detect([t.page for t in todo], [self.options.layout] * len(todo))
-        except Exception:  # noqa: BLE001 - find the page that breaks it; the others go on
-            found = [self._one(task) for task in todo]
+        found = self.detector.detect_pages([t.page for t in todo], [self.options.layout] * len(todo))
         for task, boxes in zip(todo, found):
+            if isinstance(boxes, PageError):  # the layout model failed on this page
+                task.page.error, boxes = boxes, []
             task.boxes = boxes
         return encode(items)
-
-    def _one(self, task: PageTask):
-        try:
-            return self.detector.detect([task.page], [self.options.layout])[0]
-        except Exception as exc:  # noqa: BLE001 - this page fails at layout detection
-            log.exception("layout failed on %s page %s", task.doc.source, task.page.page_index)
-            task.page.error = PageError("layout", "layout_failed", f"{type(exc).__name__}: {exc}")
-            return []
 
 
 class RecognizeWorker:
@@ -134,11 +119,11 @@ class RecognizeWorker:
     it on the actor's event loop and several batches (``recognize_batches_in_flight``) share the
     engine at once: the engine never drains between one batch and the next."""
 
-    def __init__(self, recognizer: dict, options: ParseOptions, retries: int, backoff: list[float]):
+    def __init__(self, recognizer: dict, options: ParseOptions, retries: Retries):
         from deployments.recognizer.config import RecognizerConfig
         from deployments.recognizer.recognizer import Recognizer
 
-        self.options, self.retries = options, Retries(retries, tuple(backoff))
+        self.options, self.retries = options, retries
         self.recognizer = Recognizer(RecognizerConfig(**recognizer))
         self.started: Optional[asyncio.Task] = None  # on the actor's loop, by the first batch
 
@@ -151,7 +136,9 @@ class RecognizeWorker:
         return encode(items)
 
     async def _read(self, task: PageTask) -> None:
-        deadline = time.monotonic() + self.options.deadline_s if self.options.deadline_s else None
+        deadline = None  # the document's deadline, from when its rendering started (wall clock: another process)
+        if self.options.deadline_s:
+            deadline = time.monotonic() + task.doc.started + self.options.deadline_s - time.time()
         result = await recognize_with_retries(self.recognizer.recognize, task.page, task.boxes or [], self.options,
                                               self.retries, deadline)
         task.result, task.page = result.without_images(), _dropped(task.page)
@@ -182,9 +169,11 @@ class ServeWorker:
             return done
         try:
             pages = self.client.parse_bytes(data, doc.source, **self.request)["layoutParsingResults"]
-        except Exception as exc:  # noqa: BLE001 - the server refused or failed this document
-            kind = f"http_{exc.status}" if hasattr(exc, "status") else type(exc).__name__
-            return DocumentDone(doc, PageError("serve", kind, str(exc)[:2000]))
+        except ServiceError as exc:  # the server refused or failed this document
+            return DocumentDone(doc, PageError(Stage.SERVE, ErrorKind.SERVER_REFUSED, f"HTTP {exc.status}: "
+                                               f"{exc.message[:2000]}"))
+        except Exception as exc:  # noqa: BLE001 - the server could not be reached
+            return DocumentDone(doc, PageError(Stage.SERVE, ErrorKind.UNREACHABLE, f"{type(exc).__name__}: {exc}"))
         doc.pages = len(pages)
         return DocumentDone(doc, texts=[_served_page(i, p) for i, p in enumerate(pages)])
 
@@ -192,7 +181,7 @@ class ServeWorker:
 def _served_page(index: int, entry: dict) -> PageText:
     error = entry.get("error")
     return PageText(index, entry.get("status", "ok") == "ok",
-                    PageError(error["stage"], error["kind"], error["message"]) if error else None,
+                    PageError.of(error["stage"], error["kind"], error["message"]) if error else None,
                     entry["markdown"]["text"], entry["prunedResult"])
 
 

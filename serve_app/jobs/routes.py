@@ -14,8 +14,9 @@ import uuid
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from serve_app.http import ANSWER_CHUNK_BYTES, RETRY_AFTER_S, ApiError, api, envelope, request_schema, stored_answer
-from serve_app.jobs.manager import JobError, get_or_create
+from serve_app.errors import RETRY_SOON_S, ServiceError
+from serve_app.http import ANSWER_CHUNK_BYTES, api, envelope, error_answer, request_schema, stored_answer
+from serve_app.jobs.manager import get_or_create
 from serve_app.protocol import InferRequest
 
 
@@ -39,10 +40,9 @@ class JobRoutes:
             except (ActorDiedError, ActorUnavailableError):
                 self._manager = None
                 if attempt == 2:
-                    raise ApiError(503, "the job manager is restarting; retry shortly", {"Retry-After": RETRY_AFTER_S}) from None
-        if isinstance(answer, JobError):
-            headers = {"Retry-After": "30"} if answer.status in (429, 507) else None
-            raise ApiError(answer.status, answer.message, headers)
+                    raise ServiceError(503, "the job manager is restarting; retry shortly", RETRY_SOON_S) from None
+        if isinstance(answer, ServiceError):
+            raise answer
         return answer
 
     @api.post("/jobs/layout-parsing", operation_id="submitJob", openapi_extra=request_schema(InferRequest),
@@ -52,23 +52,22 @@ class JobRoutes:
         try:
             req = await self._body(request, InferRequest, log_id)
             owner = self._authorize(request)
-            _, data, kind = await self._document(req)  # options and file checked now, not when the job runs
-            options = req.model_dump(exclude={"file"}, exclude_unset=True)
+            options, data, kind = await self._document(req, "job")  # decided now, kept with the job
             # the job's id, chosen here: a submission repeated after the manager died in it is the same job
             job = await self._jobs("submit", options, data, kind, owner, req.logId, uuid.uuid4().hex)
             response = envelope(job["logId"], result=job, headers={"Location": f"jobs/{job['jobId']}"})
             response.status_code = 202
             return response
-        except ApiError as exc:
-            return envelope(log_id, exc.status, exc.message, headers=exc.headers)
+        except ServiceError as exc:
+            return error_answer(log_id, exc)
 
     async def _job_answer(self, method: str, job_id: str, request: Request) -> Response:
         """GET/DELETE of one job: the manager's answer in the envelope, or the refusal."""
         try:
             owner = self._authorize(request)
             answer = await self._jobs(method, job_id, owner)
-        except ApiError as exc:
-            return envelope(str(uuid.uuid4()), exc.status, exc.message, headers=exc.headers)
+        except ServiceError as exc:
+            return error_answer(str(uuid.uuid4()), exc)
         if method != "result":
             return envelope(answer["logId"], result=answer)
         if answer.pop("resultBytes", None) is None:  # the job's error: the envelope /layout-parsing answered

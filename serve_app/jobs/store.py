@@ -40,7 +40,10 @@ class JobRecord(BaseModel):
     owner: str  # a hash of the caller's API key ("" without one): jobs are visible to their owner only
     status: Status = "queued"
     kind: str = "pdf"
-    options: dict[str, Any] = Field(default_factory=dict)  # the request body without `file`
+    #: The ParseOptions decided at submission (JSON). ``options``: the request body of a job stored by
+    #: an earlier version, decided again under the current config when it runs.
+    decided: Optional[dict[str, Any]] = None
+    options: dict[str, Any] = Field(default_factory=dict)
     created: float = Field(default_factory=time.time)
     started: Optional[float] = None
     finished: Optional[float] = None

@@ -179,7 +179,7 @@ def test_auth_limits_and_expiry(client, jobs_url):
 
 
 def test_client_jobs_and_stream(jobs_url):
-    from serve_app.client import ApiError, Client
+    from serve_app.client import Client, ServiceError
 
     client = Client(jobs_url, api_key="k")
     data = text_pdf(3)
@@ -193,7 +193,7 @@ def test_client_jobs_and_stream(jobs_url):
     try:
         client.result("nope")
         raise AssertionError("expected a 404")
-    except ApiError as exc:
+    except ServiceError as exc:
         assert exc.status == 404
 
 

@@ -29,6 +29,8 @@ class GenerationRequest:
     top_p: Optional[float] = None
     repetition_penalty: Optional[float] = None
     skip_special_tokens: bool = True
+    #: The block's box on its page (what the request reads; engines need not look).
+    bbox: Optional[tuple[int, int, int, int]] = None
 
 
 @dataclass(slots=True)

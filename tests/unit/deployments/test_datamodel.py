@@ -4,7 +4,7 @@ import pickle
 
 import numpy as np
 
-from deployments.datamodel import BlockResult, DocumentResult, LayoutBox, PageError, PageImage, PageResult, PageStatus
+from deployments.datamodel import BlockResult, ErrorKind, LayoutBox, PageError, PageImage, PageResult, PageStatus, Stage
 
 
 def test_page_image_round_trips_through_pickle():
@@ -13,15 +13,17 @@ def test_page_image_round_trips_through_pickle():
     assert (clone.width, clone.height, clone.scale, clone.page_count) == (10, 20, 2.0, 3)
 
 
-def test_document_status_reports_failed_pages_without_losing_others():
-    ok = PageResult(0, 100, 100, blocks=[BlockResult("text", (0, 0, 1, 1), "hi")])
+def test_a_failed_page_is_data_that_round_trips_and_writes_its_names():
+    import json
+
     bad = PageResult(1, 100, 100, status=PageStatus.FAILED,
-                     error=PageError("render", "corrupt_page", "page 2 cannot be rendered; re-save the PDF"))
-    doc = pickle.loads(pickle.dumps(DocumentResult("d", "a.pdf", [ok, bad])))
-    assert doc.status == "partial" and doc.failed_pages == [1]
-    assert doc.pages[0].blocks[0].content == "hi" and doc.pages[1].error.kind == "corrupt_page"
-    assert DocumentResult("d", "a.pdf", [bad]).status == "failed"
-    assert DocumentResult("d", "a.pdf", [ok]).status == "ok"
+                     error=PageError(Stage.RENDER, ErrorKind.PAGE_RENDER_FAILED, "page 2 cannot be rendered; re-save"))
+    clone = pickle.loads(pickle.dumps(bad))
+    assert clone.error == bad.error and not clone.ok
+    assert json.dumps([clone.error.stage, clone.error.kind]) == '["render", "page_render_failed"]'
+    assert f"{clone.error.kind}: {clone.error.message}" == "page_render_failed: page 2 cannot be rendered; re-save"
+    assert PageError.of("layout", "layout_failed", "x") == PageError(Stage.LAYOUT, ErrorKind.LAYOUT_FAILED, "x")
+    assert PageError.of("gone", "http_503", "x") == PageError(Stage.PIPELINE, ErrorKind.INTERNAL_ERROR, "gone/http_503: x")
 
 
 def test_layout_box_json_matches_paddlex_keys():

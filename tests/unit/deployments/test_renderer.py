@@ -99,3 +99,25 @@ def test_one_pixel_image_and_image_bomb_limit():
     with pytest.raises(InputError, match="max_image_pixels=1,000") as err:
         pages(image_bytes(size=(100, 100)), cfg={"max_image_pixels": 1000})
     assert err.value.kind == "image_too_large"
+
+
+def test_render_pages_gives_every_page_once_when_rendering_stops_part_way(monkeypatch):
+    """The stage's own failure rule (Serve and bulk alike): pages rendered stay, the pages not sent
+    yet come back failed with the error, and a document error keeps its kind."""
+    renderer = Renderer()
+    calls = []
+
+    def breaks_on_third(doc, index, count, doc_id, text_layer):
+        calls.append(index)
+        if index == 2:
+            raise RuntimeError("MuPDF stopped")
+        return original(doc, index, count, doc_id, text_layer)
+
+    original = renderer._render_page
+    monkeypatch.setattr(renderer, "_render_page", breaks_on_third)
+    pages = list(renderer.render_pages(text_pdf(4), "d", None, [0, 1, 2, 3], 4))
+    assert [p.page_index for p in pages] == [0, 1, 2, 3] and calls == [0, 1, 2]
+    assert [p.error is None for p in pages] == [True, True, False, False]
+    assert (pages[2].error.stage, pages[2].error.kind) == ("render", "render_failed") and "MuPDF stopped" in pages[3].error.message
+    [image] = list(Renderer().render_pages(b"\x89PNG\r\n\x1a\nbroken", "i", None, [0], 1))
+    assert (image.error.kind, image.page_count) == ("unsupported_type", 1)  # Pillow cannot open it

@@ -1,5 +1,5 @@
-"""The job manager without Ray: the real DocumentParser over in-process stand-in handles
-(``test_parser``), jobs kept in a real directory. Ray, HTTP and restarts: tests/integration/test_jobs.py."""
+"""The job manager without Ray: the real DocumentPipeline over the in-process stages
+(``test_pipeline``), jobs kept in a real directory. Ray, HTTP and restarts: tests/integration/test_jobs.py."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import json
 from deployments.recognizer.engines import GenerationResult
 from documents import text_pdf
 from serve_app.config import AppConfig
-from serve_app.jobs.manager import JobError, JobManager
+from serve_app.errors import ServiceError
+from serve_app.jobs.manager import JobManager
 from serve_app.jobs.store import JobFiles, JobRecord
 from serve_app.options import ParseOptions
 from serve_app.respond import document_entries, finished_page_entry
-from test_parser import Handle, InProcess, Layout, Recorder, RenderStage, RendererConfig, parser
+from test_pipeline import Recorder, parser, stages
 
 
 class Clock:
@@ -50,19 +51,19 @@ class GatedEngine:
 
 def manager(tmp_path, engine=None, clock=None, **jobs) -> tuple[JobManager, Recorder]:
     config = AppConfig(jobs={"store": str(tmp_path / "jobs"), **jobs})
-    if engine is None:
-        _, _, recognizer = parser(config)
-    else:
-        recognizer = Recorder(config.recognizer, engine)
-        recognizer.requests = []
-    handles = (Handle(RenderStage(RendererConfig(scale=0.5))), Handle(Layout()), Handle(recognizer))
-    return JobManager(*handles, config, clock=clock or Clock(), store=InProcess), recognizer
+    local = stages(config, engine=engine)
+    return JobManager(None, None, None, config, clock=clock or Clock(), stages=local), local.recognizer
+
+
+def decided(request: dict) -> ParseOptions:
+    """A job's options as the ingress decides them at submission."""
+    return ParseOptions.from_request(request, AppConfig().option_defaults("job"))
 
 
 async def result_of(m: JobManager, job_id: str, owner: str) -> dict:
     """``GET /jobs/{id}/result``'s body: the head, and the stored result read in small pieces."""
     head = await m.result(job_id, owner)
-    if isinstance(head, JobError) or "resultBytes" not in head:
+    if isinstance(head, ServiceError) or "resultBytes" not in head:
         return head
     size = head.pop("resultBytes")
     data = b"".join([piece async for piece in m.result_pieces(job_id, owner, 1000)])
@@ -95,7 +96,7 @@ def test_a_job_gives_the_sync_result_and_keeps_only_what_the_result_needs(tmp_pa
     data = text_pdf(3)
 
     async def go():
-        job = await m.submit({"visualize": False}, data, "pdf", "", "my-log")
+        job = await m.submit(decided({"visualize": False}), data, "pdf", "", "my-log")
         assert job["status"] == "queued" and job["logId"] == "my-log"
         status = await until_finished(m, job["jobId"])
         return job["jobId"], status, await result_of(m, job["jobId"], "")
@@ -158,7 +159,7 @@ def test_cancel_stops_the_engine_work_and_frees_the_job_store(tmp_path):
     m, _ = manager(tmp_path, engine)
 
     async def go():
-        job = await m.submit({"visualize": False}, text_pdf(3), "pdf", "", None)
+        job = await m.submit(decided({"visualize": False}), text_pdf(3), "pdf", "", None)
         await engine.entered.wait()
         assert engine.unfinished() > 0
         cancelled = await m.cancel(job["jobId"], "")
@@ -166,7 +167,7 @@ def test_cancel_stops_the_engine_work_and_frees_the_job_store(tmp_path):
 
     job_id, cancelled, result, counts = asyncio.run(go())
     assert cancelled["status"] == "cancelled" and engine.unfinished() == 0
-    assert isinstance(result, JobError) and result.status == 409 and "cancelled" in result.message
+    assert isinstance(result, ServiceError) and result.status == 409 and "cancelled" in result.message
     assert counts == {"cancelled": 1, "tasks": 0}
     assert not m.files.fs.get_file_info(m.files.path(job_id, "input")).is_file
 
@@ -177,10 +178,10 @@ def test_limits_per_key_and_on_stored_bytes_then_ttl_expiry(tmp_path):
     small = text_pdf(1)
 
     async def go():
-        first = await m.submit({}, small, "pdf", "alice", None)
-        busy = await m.submit({}, small, "pdf", "alice", None)
-        other = await m.submit({}, small, "pdf", "bob", None)
-        full = await m.submit({}, b"%PDF" + b"0" * 60_000, "pdf", "carol", None)
+        first = await m.submit(decided({}), small, "pdf", "alice", None)
+        busy = await m.submit(decided({}), small, "pdf", "alice", None)
+        other = await m.submit(decided({}), small, "pdf", "bob", None)
+        full = await m.submit(decided({}), b"%PDF" + b"0" * 60_000, "pdf", "carol", None)
         hidden = await m.status(first["jobId"], "bob")
         engine.gate.set()
         await until_finished(m, first["jobId"], "alice")
@@ -191,12 +192,12 @@ def test_limits_per_key_and_on_stored_bytes_then_ttl_expiry(tmp_path):
         return busy, other, full, hidden, kept, expired, m.sweep()
 
     busy, other, full, hidden, kept, expired, swept = asyncio.run(go())
-    assert isinstance(busy, JobError) and busy.status == 429 and "max_active_per_key" in busy.message
+    assert isinstance(busy, ServiceError) and busy.status == 429 and "max_active_per_key" in busy.message
     assert other["status"] == "queued"
-    assert isinstance(full, JobError) and full.status == 507 and "max_stored_mb" in full.message
-    assert isinstance(hidden, JobError) and hidden.status == 404
+    assert isinstance(full, ServiceError) and full.status == 507 and "max_stored_mb" in full.message
+    assert isinstance(hidden, ServiceError) and hidden.status == 404
     assert kept["status"] == "done"
-    assert isinstance(expired, JobError) and expired.status == 404 and "ttl_s" in expired.message
+    assert isinstance(expired, ServiceError) and expired.status == 404 and "ttl_s" in expired.message
     assert swept == 2 and JobFiles(str(tmp_path / "jobs")).records() == []
 
 
@@ -204,7 +205,7 @@ def test_a_bad_document_fails_its_job_with_the_sync_status(tmp_path):
     m, _ = manager(tmp_path)
 
     async def go():
-        job = await m.submit({"pageRanges": "5"}, text_pdf(2), "pdf", "", None)
+        job = await m.submit(decided({"pageRanges": "5"}), text_pdf(2), "pdf", "", None)
         return await until_finished(m, job["jobId"]), await result_of(m, job["jobId"], "")
 
     status, body = asyncio.run(go())

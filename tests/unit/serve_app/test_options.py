@@ -10,7 +10,7 @@ from deployments.datamodel import PageResult
 from deployments.labels import V1_MARKDOWN_IGNORE_LABELS
 from deployments.layout.options import LayoutOptions
 from deployments.recognizer.options import PlanOptions
-from serve_app.options import OptionError, ParseOptions, describe
+from serve_app.options import OptionDefaults, OptionError, ParseOptions, describe
 from serve_app.protocol import InferRequest
 
 
@@ -35,7 +35,7 @@ def test_request_values_land_in_the_stage_options_over_the_server_defaults():
          "vlmExtraArgs": {"table_max_pixels": 500000}, "restructurePages": True, "mergeTables": False,
          "pageRanges": "2-3", "deadlineSeconds": 30, "layoutShapeMode": "rect", "formatBlockContent": True,
          "textLayer": "prefer"},
-        server_layout, server_plan, visualize=True)
+        OptionDefaults(layout=server_layout, plan=server_plan, visualize=True, deadline_s=600))
     assert options.layout.threshold == 0.3 and options.layout.nms is False  # the server's default stays
     assert options.plan.pixel_profile == "v1" and options.plan.use_chart_recognition
     assert options.plan.kind_pixels == {"table": (147384, 500000)}

@@ -1,5 +1,5 @@
-"""Streamed page events without Ray: the real DocumentParser over in-process stand-in handles
-(``test_parser``). Over real HTTP: tests/integration/test_jobs.py."""
+"""Streamed page events without Ray: the real DocumentPipeline over the in-process stages
+(``test_pipeline``). Over real HTTP: tests/integration/test_jobs.py."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from documents import text_pdf
 from serve_app.options import ParseOptions
 from serve_app.respond import document_entries
 from serve_app.streaming import page_events, stream_format
-from test_parser import parser
+from test_pipeline import parser
 
 
-def collect(fmt: str, request: dict, pages: int = 5, timeout: float = 60) -> list[dict]:
+def collect(fmt: str, request: dict, pages: int = 5) -> list[dict]:
     p, _, _ = parser()
     options = ParseOptions.from_request(request)
 
     async def go():
         doc = await p.open(text_pdf(pages), "pdf", options)
-        return [chunk async for chunk in page_events(p, doc, options, "log", fmt, timeout)]
+        return [chunk async for chunk in page_events(p, doc, options, "log", fmt)]
 
     chunks = asyncio.run(go())
     if fmt == "ndjson":
@@ -45,7 +45,7 @@ def test_stream_events_in_page_order_with_the_sync_entries():
 
 
 def test_stream_deadline_ends_with_an_error_event():
-    events = collect("ndjson", {"visualize": False}, pages=3, timeout=1e-6)
+    events = collect("ndjson", {"visualize": False, "deadlineSeconds": 1e-6}, pages=3)
     assert events[0]["event"] == "start" and events[-1]["event"] == "error" and events[-1]["errorCode"] == 504
     assert "POST /jobs/layout-parsing" in events[-1]["errorMsg"]
 
@@ -65,7 +65,7 @@ def test_pages_finished_while_the_client_lagged_are_all_sent():
 
     async def go():
         doc = await p.open(text_pdf(6), "pdf", options)
-        events = page_events(p, doc, options, "log", "ndjson", 60)
+        events = page_events(p, doc, options, "log", "ndjson")
         chunks = [await events.__anext__()]
         for _ in range(500):
             await asyncio.sleep(0)

@@ -1,18 +1,22 @@
-"""Serve-facing adapters of the stage classes: plain classes (no Serve decorators) that ``app.py``
-turns into deployments. Errors that belong to the caller come back as data, not exceptions."""
+"""The Ray Serve deployments of the three stages: plain classes (no Serve decorators) that
+``serve_app/app.py`` turns into deployments with each stage's ``get_deployment_options``. A stage's
+own failure, and the caller's input error, come back as data, not exceptions; the pipeline
+(``serve_app/pipeline``) reaches them through ``ServeStages``."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence, Union
 
-from deployments.datamodel import LayoutBox, PageImage, PageResult
+from deployments.datamodel import LayoutBox, PageError, PageImage, PageResult
 from deployments.layout.config import LayoutConfig
 from deployments.layout.detector import LayoutDetector
 from deployments.layout.options import LayoutOptions
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.recognizer import PageRequest, Recognizer, TextLayerMode
 from deployments.renderer import DocumentInfo, InputError, Renderer, RendererConfig
+
+Boxes = Union[list[LayoutBox], PageError]
 
 
 class RenderStage:
@@ -29,10 +33,11 @@ class RenderStage:
         except InputError as exc:
             return exc
 
-    def render(self, data: bytes, doc_id: str, kind: str, pages: Sequence[int], orient: bool = False,
-               text_layer: bool = True) -> Iterator[PageImage]:
-        """The pages one by one as they are rendered (a streaming call: each is stored on its own)."""
-        yield from self.renderer.render(data, doc_id, kind, list(pages), orient, text_layer)
+    def render(self, data: bytes, doc_id: str, kind: str, pages: Sequence[int], page_count: int,
+               orient: bool = False, text_layer: bool = True) -> Iterator[PageImage]:
+        """The pages one by one as they are rendered (a streaming call: each is stored on its own);
+        every page once, failed ones included (``Renderer.render_pages``)."""
+        yield from self.renderer.render_pages(data, doc_id, kind, list(pages), page_count, orient, text_layer)
 
     def ready(self) -> bool:
         return True
@@ -47,11 +52,13 @@ class LayoutStage:
         self.detector = LayoutDetector(config)
         self._batched = serve.batch(max_batch_size=config.batch_size, batch_wait_timeout_s=0.01)(self._detect_batch)
 
-    async def _detect_batch(self, items: list[tuple[PageImage, Optional[LayoutOptions]]]) -> list[list[LayoutBox]]:
+    async def _detect_batch(self, items: list[tuple[PageImage, Optional[LayoutOptions]]]) -> list[Boxes]:
         pages, options = [i[0] for i in items], [i[1] for i in items]
-        return await asyncio.to_thread(self.detector.detect, pages, options)
+        return await asyncio.to_thread(self.detector.detect_pages, pages, options)
 
-    async def detect(self, page: PageImage, options: Optional[LayoutOptions] = None) -> list[LayoutBox]:
+    async def detect(self, page: PageImage, options: Optional[LayoutOptions] = None) -> Boxes:
+        """The page's boxes, or its ``PageError`` when the layout model fails on it (the other pages
+        of the batch are unaffected)."""
         return await self._batched((page, options))
 
     def ready(self) -> bool:
