@@ -92,7 +92,7 @@ def node_loss(tmp: Path, app: dict) -> dict:
     import pyarrow.parquet as pq
     import yaml
 
-    from ray_cluster import LocalCluster
+    from devtools.ray_cluster import LocalCluster
 
     def pipeline_workers(pid: int) -> list[str]:
         names = []

@@ -36,7 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 import psutil  # noqa: E402
 
-from documents import text_pdf  # noqa: E402
+from devtools.documents import text_pdf  # noqa: E402
 from gpu_regime import ray_title  # noqa: E402
 from serve_throughput import app_config, sequential  # noqa: E402
 

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from documents import text_pdf  # noqa: E402
+from devtools.documents import text_pdf  # noqa: E402
 
 APP = "chaos"
 STAGES = ("renderer", "layout", "recognizer", "ingress")

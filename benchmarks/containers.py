@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import free_port  # noqa: E402
-from docker_daemon import DockerDaemon  # noqa: E402
-from documents import text_pdf  # noqa: E402
+from devtools.docker_daemon import DockerDaemon  # noqa: E402
+from devtools.documents import text_pdf  # noqa: E402
 from serve_app.client import Client  # noqa: E402
 
 BASE = "local/debian-python:bookworm"

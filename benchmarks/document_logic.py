@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "differential")]
 
-from generators import random_layout, synthetic_page  # noqa: E402
-from official import prune  # noqa: E402
+from devtools.generators import random_layout, synthetic_page  # noqa: E402
+from devtools.official import prune  # noqa: E402
 from test_page_pipeline_diff import _official, _ours  # noqa: E402
 
 from serve_app.assemble import page_markdown, pruned_result  # noqa: E402

@@ -38,7 +38,7 @@ from deployments.gpu_memory import layout_peak_gib  # noqa: E402
 from deployments.layout.detector import LayoutDetector  # noqa: E402
 from deployments.recognizer.recognizer import Recognizer  # noqa: E402
 from deployments.renderer import Renderer  # noqa: E402
-from documents import mixed_pdf  # noqa: E402
+from devtools.documents import mixed_pdf  # noqa: E402
 from serve_app.config import load_config  # noqa: E402
 
 

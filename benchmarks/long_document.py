@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from chaos import app_config, replica_pids  # noqa: E402
-from documents import text_pdf  # noqa: E402
+from devtools.documents import text_pdf  # noqa: E402
 
 APP = "long"
 STAGES = ("ingress", "renderer", "layout", "recognizer")

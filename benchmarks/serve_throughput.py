@@ -31,7 +31,7 @@ os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from documents import paper_pdf, text_pdf  # noqa: E402
+from devtools.documents import paper_pdf, text_pdf  # noqa: E402
 
 
 def documents(n: int) -> list[bytes]:
@@ -45,7 +45,7 @@ def app_config(setup: str) -> dict:
         return {**cpus, "layout": {"num_cpus": 0.25}, "recognizer": {"num_cpus": 0.25}}
     import tempfile
 
-    from deployments.tiny_models import build_tiny_layout_transformers, build_tiny_vlm
+    from devtools.tiny_models import build_tiny_layout_transformers, build_tiny_vlm
 
     tmp = Path(tempfile.mkdtemp())
     return {**cpus, "layout": {"backend": "transformers", "model": str(build_tiny_layout_transformers(tmp / "l")),

@@ -34,7 +34,7 @@ from deployments.layout.config import LayoutConfig  # noqa: E402
 from deployments.layout.detector import LayoutDetector  # noqa: E402
 from deployments.layout.options import LayoutOptions  # noqa: E402
 from deployments.renderer import Renderer, RendererConfig  # noqa: E402
-from documents import mixed_pdf  # noqa: E402
+from devtools.documents import mixed_pdf  # noqa: E402
 
 
 def bare_loop(data: bytes, scale: float) -> int:
@@ -70,7 +70,7 @@ def bench_render(data: bytes, pages: int) -> list[dict]:
 
 
 def bench_layout(data: bytes) -> list[dict]:
-    from deployments.tiny_models import build_tiny_layout_paddle, build_tiny_layout_transformers
+    from devtools.tiny_models import build_tiny_layout_paddle, build_tiny_layout_transformers
 
     pages = list(Renderer().render(data))
     tmp = Path(tempfile.mkdtemp())
@@ -102,7 +102,7 @@ async def _recognition_rows(max_new_tokens: int = 32) -> dict:
     from deployments.recognizer.config import RecognizerConfig
     from deployments.recognizer.engines import GenerationRequest
     from deployments.recognizer.engines.vllm_engine import VllmEngine
-    from deployments.tiny_models import build_tiny_vlm
+    from devtools.tiny_models import build_tiny_vlm
 
     model = build_tiny_vlm(Path(tempfile.mkdtemp()) / "vlm")
     engine = VllmEngine(RecognizerConfig(model=str(model), dtype="bfloat16", cpu_kv_cache_gb=1.0))

@@ -31,7 +31,7 @@ def main(argv=None) -> int:
 
     import httpx
 
-    from documents import text_pdf
+    from devtools.documents import text_pdf
     from serve_app.launch import init_local_ray
 
     init_local_ray(log_to_driver=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deployments.datamodel import ErrorKind
 from deployments.layout.config import LayoutConfig
@@ -48,6 +48,14 @@ class DeploymentSettings(BaseModel):
                 "min_replicas": self.min_replicas, "max_replicas": max(self.min_replicas, self.max_replicas),
                 "target_ongoing_requests": self.target_ongoing_requests}
         return options
+
+
+#: Each deployment's Serve settings unless ``deployments.<name>`` sets them (a batching engine
+#: wants far more than Serve's default of 5 ongoing requests).
+DEPLOYMENT_DEFAULTS = {"ingress": DeploymentSettings(max_ongoing_requests=256, max_replicas=2),
+                       "renderer": DeploymentSettings(max_replicas=2, max_ongoing_requests=16),
+                       "layout": DeploymentSettings(num_replicas=1, max_ongoing_requests=64),
+                       "recognizer": DeploymentSettings(num_replicas=1, max_ongoing_requests=256)}
 
 
 class IngressConfig(BaseModel):
@@ -120,8 +128,9 @@ class AppConfig(BaseModel):
     recognizer: RecognizerConfig = Field(default_factory=RecognizerConfig)
     ingress: IngressConfig = Field(default_factory=IngressConfig)
     jobs: JobsConfig = Field(default_factory=JobsConfig)
-    deployments: dict[str, DeploymentSettings] = Field(
-        default_factory=dict, description="Per deployment: ingress, renderer, layout, recognizer.")
+    deployments: dict[Literal["ingress", "renderer", "layout", "recognizer"], DeploymentSettings] = Field(
+        default_factory=dict, description="Per deployment (ingress, renderer, layout, recognizer): the Serve "
+        "settings to change; the others keep their defaults.")
 
     def recognizer_config(self) -> RecognizerConfig:
         """The recognizer's config as its stage receives it: the layout model's GPU peak filled in
@@ -141,11 +150,11 @@ class AppConfig(BaseModel):
                               deadline_s=self.ingress.timeout_s if path == "call" else None)
 
     def deployment(self, name: str) -> DeploymentSettings:
-        defaults = {"ingress": DeploymentSettings(max_ongoing_requests=256, max_replicas=2),
-                    "renderer": DeploymentSettings(max_replicas=2, max_ongoing_requests=16),
-                    "layout": DeploymentSettings(num_replicas=1, max_ongoing_requests=64),
-                    "recognizer": DeploymentSettings(num_replicas=1, max_ongoing_requests=256)}
-        return self.deployments.get(name, defaults[name])
+        """A deployment's Serve settings: the fields set in ``deployments.<name>`` over the stage's
+        defaults (setting one field keeps the others' defaults)."""
+        given = self.deployments.get(name)
+        default = DEPLOYMENT_DEFAULTS[name]
+        return default.model_copy(update={k: getattr(given, k) for k in given.model_fields_set}) if given else default
 
 
 def load_config(source: Union[None, str, Path, dict, AppConfig]) -> AppConfig:
@@ -160,4 +169,52 @@ def load_config(source: Union[None, str, Path, dict, AppConfig]) -> AppConfig:
         data = dict(source)
     if "config" in data and len(data) == 1 and isinstance(data["config"], str):  # serve run ... config=FILE
         return load_config(data["config"])
-    return AppConfig.model_validate(data)
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(config_problems(exc, AppConfig)) from None
+
+
+class ConfigError(ValueError):
+    """A config that cannot start: every problem, an unknown key with the nearest valid one."""
+
+
+def config_problems(exc: ValidationError, model: type[BaseModel]) -> str:
+    """pydantic's errors, an unknown key named with the key it was probably meant to be."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"])
+        if error["type"] == "extra_forbidden":
+            known = _fields_at(model, error["loc"][:-1])
+            lines.append(f"{where}: unknown setting{nearest(str(error['loc'][-1]), known)}")
+        else:
+            lines.append(f"{where}: {error['msg']}" + (f", got {error['input']!r}" if error["type"] != "missing" else ""))
+    return "; ".join(lines)
+
+
+def nearest(name: str, known: list[str]) -> str:
+    """``; did you mean 'x'?`` (or the valid names) for an unknown ``name``."""
+    import difflib
+
+    match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else f"; valid: {', '.join(sorted(known))}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names of the model at ``loc`` (through nested models and dicts of models)."""
+    import typing
+
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        if field is None:
+            return []
+        kind = field.annotation
+        if typing.get_origin(kind) is dict:
+            kind = typing.get_args(kind)[1]
+            if parts:
+                parts.pop(0)  # the dict's key
+        if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
+            return []
+        model = kind
+    return list(model.model_fields)

@@ -111,16 +111,14 @@ def object_store_bytes() -> int | None:
 def serve_forever(config_path: str, host: str | None = None, port: int | None = None,
                   overrides: list[str] = (), num_cpus: float | None = None) -> int:
     ray_environment()  # before the config's validation imports the application (and Ray)
-    from pydantic import ValidationError
-
-    from serve_app.config import load_config
+    from serve_app.config import ConfigError, load_config
 
     spec = yaml.safe_load(Path(config_path).read_text())
     configs = []  # validated before Ray starts
     for application in spec["applications"]:
         try:
             configs.append(load_config(apply_overrides(application.get("args") or {}, list(overrides))))
-        except ValidationError as exc:
+        except ConfigError as exc:
             print(f"error: {config_path}, application {application.get('name', 'default')!r}"
                   f"{' with ' + ' '.join(overrides) if overrides else ''}: {exc}", file=sys.stderr)
             return 2

@@ -109,9 +109,16 @@ class ParseOptions(BaseModel):
     def from_request(cls, req: Union[InferRequest, dict[str, Any]],
                      defaults: Optional[OptionDefaults] = None) -> "ParseOptions":
         """The options of one request (API field names) over ``defaults``; the one place an
-        option is decided and checked: every problem raises :class:`OptionError` naming it."""
+        option is decided and checked: every problem raises :class:`OptionError` naming it. A dict
+        (a bulk job's options) must name API options only: unlike an HTTP body, whose unknown
+        fields are ignored as the official API does, a typo there is an error."""
         defaults = defaults or OptionDefaults()
         if isinstance(req, dict):
+            from serve_app.config import nearest
+
+            for name in req:
+                if name not in InferRequest.model_fields:
+                    raise OptionError(f"{name}: not an option of the request{nearest(name, list(InferRequest.model_fields))}")
             try:
                 req = InferRequest.model_validate({"file": "", **req})
             except ValidationError as exc:

@@ -15,14 +15,14 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def tiny_layout_hf(tmp_path_factory) -> Path:
-    from deployments.tiny_models import build_tiny_layout_transformers
+    from devtools.tiny_models import build_tiny_layout_transformers
 
     return build_tiny_layout_transformers(tmp_path_factory.mktemp("tiny-layout-hf"))
 
 
 @pytest.fixture(scope="session")
 def tiny_layout_paddle(tmp_path_factory) -> Path:
-    from deployments.tiny_models import build_tiny_layout_paddle
+    from devtools.tiny_models import build_tiny_layout_paddle
 
     return build_tiny_layout_paddle(tmp_path_factory.mktemp("tiny-layout-paddle"))
 
@@ -33,21 +33,21 @@ os.environ.setdefault("VLLM_PLUGINS", "")  # PaddleX registers a vLLM plugin tha
 
 @pytest.fixture(scope="session")
 def tiny_vlm(tmp_path_factory) -> Path:
-    from deployments.tiny_models import build_tiny_vlm
+    from devtools.tiny_models import build_tiny_vlm
 
     return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"))
 
 
 @pytest.fixture(scope="session")
 def tiny_vlm_fixed(tmp_path_factory) -> Path:
-    from deployments.tiny_models import FIXED_ANSWER, build_tiny_vlm
+    from devtools.tiny_models import FIXED_ANSWER, build_tiny_vlm
 
     return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm-fixed"), answer=FIXED_ANSWER)
 
 
 @pytest.fixture(scope="session")
 def tiny_vlm_loop(tmp_path_factory) -> Path:
-    from deployments.tiny_models import FIXED_ANSWER, build_tiny_vlm
+    from devtools.tiny_models import FIXED_ANSWER, build_tiny_vlm
 
     return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm-loop"), answer=FIXED_ANSWER, loop=True)
 
@@ -75,7 +75,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # token auth would refuse th
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # drivers keep a 127.0.0.1 node IP (ray_cluster.py)
 
 
-from ray_cluster import free_port  # noqa: E402 (a loopback port: tests import it from here)
+from devtools.ray_cluster import free_port  # noqa: E402 (a loopback port: tests import it from here)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +83,7 @@ def ray_cluster():
     """A two-node Ray cluster on 127.0.0.1, started once per test session and stopped at its end: a
     CPU head (16 CPUs) and a second node standing in for a GPU worker (4 CPUs, 2 declared GPUs that
     CUDA never sees, so stages placed there run on CPU; the resource ``second_node``)."""
-    from ray_cluster import LocalCluster
+    from devtools.ray_cluster import LocalCluster
 
     cluster = LocalCluster().start(head_cpus=16, node_cpus=4, node_gpus=2)
     yield cluster

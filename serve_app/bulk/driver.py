@@ -23,11 +23,13 @@ from serve_app.options import OptionError
 
 def run(config: BulkConfig, stop: Optional[GracefulStop] = None) -> int:
     """One bulk run; ``stop`` (installed by ``main``) turns SIGTERM/SIGINT into a clean stop."""
-    from serve_app.config import load_config
+    from serve_app.config import ConfigError, load_config
 
-    app = load_config(config.app)  # validated before any work starts
-    try:
+    try:  # both validated before any work starts
+        app = load_config(config.app)
         options = config.options(app)
+    except ConfigError as exc:
+        raise SystemExit(f"[bulk] bad --config or --set: {exc}") from None
     except OptionError as exc:
         raise SystemExit(f"[bulk] bad document option: {exc.message}") from None
     stop, fingerprint = stop or GracefulStop(), config.fingerprint()

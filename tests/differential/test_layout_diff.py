@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 import pytest
-from official import SKIP_ORDER_LABELS, official_layout, update_order_index
+from devtools.official import SKIP_ORDER_LABELS, official_layout, update_order_index
 
 from deployments.labels import PP_DOCLAYOUT_V2_LABELS, V1_MERGE_MODES, V1_THRESHOLDS
 from deployments.layout.options import LayoutOptions

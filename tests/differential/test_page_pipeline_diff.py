@@ -13,13 +13,13 @@ import random
 
 import numpy as np
 import pytest
-from official import gather_imgs, official_pipeline, official_result, prune
+from devtools.official import gather_imgs, official_pipeline, official_result, prune
 
 from deployments.labels import V1_MARKDOWN_IGNORE_LABELS
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.planning import plan_page
 from deployments.recognizer.results import build_page_result
-from generators import answer_for, random_layout, synthetic_page
+from devtools.generators import answer_for, random_layout, synthetic_page
 from serve_app.assemble import page_markdown, pruned_result
 from serve_app.options import ParseOptions
 

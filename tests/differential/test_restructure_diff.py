@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from official import PaddleOCRVLBlock, _PaddleOCRVLPipeline, official_result, prune
+from devtools.official import PaddleOCRVLBlock, _PaddleOCRVLPipeline, official_result, prune
 
 from deployments.datamodel import BlockResult, PageResult
 from deployments.labels import V1_MARKDOWN_IGNORE_LABELS

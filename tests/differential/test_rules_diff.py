@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 import pytest
-from official import uilts
+from devtools.official import uilts
 
 from deployments.datamodel import Block
 from deployments.recognizer.filtering import filter_overlap_boxes
@@ -15,7 +15,7 @@ from deployments.recognizer.otsl import otsl_to_html
 from deployments.recognizer.planning import crop_margin
 from deployments.recognizer.table_figures import tokenize_figures
 from deployments.recognizer.textpost import truncate_repetitive_content
-from generators import random_box, random_layout, random_otsl, repetitive_text, synthetic_page, text_column
+from devtools.generators import random_box, random_layout, random_otsl, repetitive_text, synthetic_page, text_column
 
 pytestmark = pytest.mark.differential
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from documents import corrupt_pdf, encrypted_pdf, image_bytes, text_pdf
+from devtools.documents import corrupt_pdf, encrypted_pdf, image_bytes, text_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

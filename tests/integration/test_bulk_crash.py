@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from documents import corrupt_pdf, text_pdf
+from devtools.documents import corrupt_pdf, text_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

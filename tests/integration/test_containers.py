@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from conftest import free_port
-from docker_daemon import DockerDaemon
-from documents import paper_pdf, text_pdf
+from devtools.docker_daemon import DockerDaemon
+from devtools.documents import paper_pdf, text_pdf
 from serve_app.client import Client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

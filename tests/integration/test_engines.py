@@ -17,8 +17,8 @@ from deployments.recognizer.engines.hf_engine import TransformersEngine
 from deployments.recognizer.engines.vllm_engine import VllmEngine
 from deployments.recognizer.recognizer import PageRequest, Recognizer, choose_engine
 from deployments.renderer import Renderer
-from deployments.tiny_models import FIXED_ANSWER
-from documents import LOREM, text_pdf
+from devtools.tiny_models import FIXED_ANSWER
+from devtools.documents import LOREM, text_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -104,7 +104,7 @@ def test_lite_engine_reads_generated_pdfs_with_a_low_error_rate(run, text_layer)
 @pytest.mark.parametrize("text_layer", ["off", "auto"])
 def test_lite_engine_reads_a_ruled_table_as_an_html_table(run, text_layer):
     """The paper page's 5x4 ruled table: OCR'd lines (off) or the layer's words (auto) on its grid."""
-    from documents import PAPER_TABLE, paper_pdf
+    from devtools.documents import PAPER_TABLE, paper_pdf
 
     (page,) = list(Renderer().render(paper_pdf()))
     x0, y0, x1, y1 = (int(v * page.scale) for v in PAPER_TABLE)
@@ -149,7 +149,7 @@ def test_a_scan_is_read_from_pixels_even_with_the_text_layer_on(run):
     engine's OCR, here deliberately wrong): both are OCR'd, and the wrong layer never shows."""
     import pymupdf
 
-    from documents import scanned_pdf
+    from devtools.documents import scanned_pdf
 
     doc = pymupdf.open(stream=scanned_pdf(), filetype="pdf")
     doc[0].insert_text((60, 700), "WRONG HIDDEN LAYER", fontsize=12, render_mode=3)

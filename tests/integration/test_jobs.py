@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from documents import text_pdf
+from devtools.documents import text_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 B64 = lambda data: base64.b64encode(data).decode()  # noqa: E731

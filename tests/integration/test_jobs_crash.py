@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from documents import text_pdf
+from devtools.documents import text_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 APP = "jobscrash"

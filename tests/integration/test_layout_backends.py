@@ -12,7 +12,7 @@ from deployments.layout.config import LayoutConfig
 from deployments.layout.detector import LayoutDetector, choose_backend, resolve_device
 from deployments.layout.options import LayoutOptions
 from deployments.renderer import Renderer
-from documents import PAPER_LEFT, PAPER_RIGHT, PAPER_TABLE, PAPER_TITLE, image_bytes, paper_pdf, text_pdf
+from devtools.documents import PAPER_LEFT, PAPER_RIGHT, PAPER_TABLE, PAPER_TITLE, image_bytes, paper_pdf, text_pdf
 
 pytestmark = pytest.mark.integration
 EVERYTHING = LayoutOptions(threshold=0.0, nms=False)

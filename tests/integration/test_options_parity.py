@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from deployments.orientation import available as orientation_available
-from deployments.tiny_models import FIXED_ANSWER
-from documents import text_pdf
+from devtools.tiny_models import FIXED_ANSWER
+from devtools.documents import text_pdf
 from serve_app.bulk.config import NOT_BULK
 from serve_app.protocol import InferRequest
 

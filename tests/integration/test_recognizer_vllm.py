@@ -16,8 +16,8 @@ from deployments.recognizer.engines.vllm_engine import VllmEngine
 from deployments.recognizer.planning import whole_page_box
 from deployments.recognizer.recognizer import PageRequest, Recognizer, SamplingOptions
 from deployments.recognizer.repetition import RepetitionStop
-from deployments.tiny_models import FIXED_ANSWER
-from generators import synthetic_page
+from devtools.tiny_models import FIXED_ANSWER
+from devtools.generators import synthetic_page
 from serve_app.assemble import page_markdown
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -183,7 +183,7 @@ def test_the_models_own_chat_template_reaches_the_engines_prompt(run, tiny_vlm_f
     v1 template), and the model still reads with it."""
     import shutil
 
-    from deployments.tiny_models import VLM_CHAT_TEMPLATE
+    from devtools.tiny_models import VLM_CHAT_TEMPLATE
 
     model = tmp_path / "own-template"
     shutil.copytree(tiny_vlm_fixed, model)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import free_port
-from documents import corrupt_pdf, encrypted_pdf, image_bytes, paper_pdf, text_pdf
+from devtools.documents import corrupt_pdf, encrypted_pdf, image_bytes, paper_pdf, text_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 B64 = lambda data: base64.b64encode(data).decode()  # noqa: E731

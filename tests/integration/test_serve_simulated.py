@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from documents import text_pdf
+from devtools.documents import text_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,8 +8,8 @@ import base64
 import httpx
 import pytest
 
-from deployments.tiny_models import FIXED_ANSWER
-from documents import text_pdf
+from devtools.tiny_models import FIXED_ANSWER
+from devtools.documents import text_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

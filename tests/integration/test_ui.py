@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def document() -> bytes:
     """Three pages: two of text, then a ruled table and a formula under a paragraph."""
-    from documents import text_pdf
+    from devtools.documents import text_pdf
 
     doc = pymupdf.open(stream=text_pdf(2, "Page {n} of the browser one. " * 6), filetype="pdf")
     page = doc.new_page()

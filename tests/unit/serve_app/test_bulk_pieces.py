@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from deployments.datamodel import BlockResult, PageError, PageImage, PageResult
-from documents import corrupt_pdf, text_pdf
+from devtools.documents import corrupt_pdf, text_pdf
 from serve_app.bulk.collect import Collector, Progress
 from serve_app.bulk.config import NOT_BULK, BulkConfig, parse_args, request_flags
 from serve_app.bulk.items import DocumentDone, DocumentTask, PageTask, from_row, to_row
@@ -146,3 +146,11 @@ def test_every_api_option_is_a_bulk_flag():
     assert options.plan.use_chart_recognition and not options.markdown.pretty and options.layout.threshold == {22: 0.35}
     flags = set(request_flags().values())
     assert flags == set(InferRequest.model_fields) - set(NOT_BULK)
+
+
+def test_a_misspelt_document_option_stops_the_job_naming_the_option_it_meant():
+    from serve_app.options import OptionError
+
+    config = BulkConfig(input="in", output="out", request={"prettifyMarkdwn": False})
+    with pytest.raises(OptionError, match="prettifyMarkdwn: not an option of the request; did you mean 'prettifyMarkdown'"):
+        config.options(AppConfig())

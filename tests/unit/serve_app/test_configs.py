@@ -31,8 +31,16 @@ def test_defaults_and_unknown_keys():
     assert config.layout.backend == "auto" and config.recognizer.engine == "auto"
     options = config.deployment("recognizer").serve_options()
     assert options["max_ongoing_requests"] >= 64  # Serve's default of 5 would starve a batching engine
-    with pytest.raises(ValueError, match="extra"):
+    with pytest.raises(ValueError, match="recogniser: unknown setting; did you mean 'recognizer'"):
         load_config({"recogniser": {}})
+    with pytest.raises(ValueError, match="deployments.layout.max_queue_requests: unknown setting; did you mean "
+                       "'max_queued_requests'"):
+        load_config({"deployments": {"layout": {"max_queue_requests": 1}}})
+
+
+def test_a_deployment_setting_changes_that_setting_only():
+    settings = load_config({"deployments": {"recognizer": {"max_queued_requests": 99}}}).deployment("recognizer")
+    assert (settings.max_queued_requests, settings.max_ongoing_requests, settings.num_replicas) == (99, 256, 1)
 
 
 def test_the_recognizer_reserves_the_layout_models_gpu_peak_only_when_they_share_a_card():

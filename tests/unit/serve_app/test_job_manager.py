@@ -7,7 +7,7 @@ import asyncio
 import json
 
 from deployments.recognizer.engines import GenerationResult
-from documents import text_pdf
+from devtools.documents import text_pdf
 from serve_app.config import AppConfig
 from serve_app.errors import ServiceError
 from serve_app.jobs.manager import JobManager

@@ -14,7 +14,7 @@ from deployments.layout.detector import LayoutDetector
 from deployments.recognizer.engines import GenerationResult
 from deployments.recognizer.recognizer import Recognizer
 from deployments.renderer import InputError, Renderer, RendererConfig
-from documents import corrupt_pdf, text_pdf
+from devtools.documents import corrupt_pdf, text_pdf
 from serve_app.config import AppConfig
 from serve_app.errors import ServiceError, StageUnavailable, TooManyPages
 from serve_app.options import ParseOptions

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from documents import text_pdf
+from devtools.documents import text_pdf
 from serve_app.options import ParseOptions
 from serve_app.respond import document_entries
 from serve_app.streaming import page_events, stream_format

@@ -1,9 +1,9 @@
 """Tiny random checkpoints with the real architectures and file layouts, built offline in
 seconds, for tests and smoke runs on machines without real weights or a GPU.
 
-    python -m deployments.tiny_models layout-transformers DIR
-    python -m deployments.tiny_models layout-paddle DIR
-    python -m deployments.tiny_models vlm DIR        (or vlm-fixed: always answers "Tiny OCR works.")
+    python -m devtools.tiny_models layout-transformers DIR
+    python -m devtools.tiny_models layout-paddle DIR
+    python -m devtools.tiny_models vlm DIR        (or vlm-fixed: always answers "Tiny OCR works.")
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def main(argv=None) -> int:
                 "vlm": build_tiny_vlm, "vlm-fixed": lambda d: build_tiny_vlm(d, answer=FIXED_ANSWER),
                 "vlm-loop": lambda d: build_tiny_vlm(d, answer=FIXED_ANSWER, loop=True)}
     if len(argv) != 2 or argv[0] not in builders:
-        print(f"usage: python -m deployments.tiny_models {{{'|'.join(builders)}}} DIR", file=sys.stderr)
+        print(f"usage: python -m devtools.tiny_models {{{'|'.join(builders)}}} DIR", file=sys.stderr)
         return 2
     print(builders[argv[0]](argv[1]))
     return 0
