@@ -2,26 +2,24 @@
 a parse through the published port, with the CPU image on a Docker daemon of the benchmark's own
 (as the container test does: Debian's dockerd, a debootstrap base; no registry is reachable here).
 
-    .venv/bin/python benchmarks/containers.py          # root, with `make docker-tools` installed
+    .venv/bin/python -m benchmarks.containers          # root, with `make docker-tools` installed
 
 Writes benchmarks/results/containers.json."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from conftest import free_port  # noqa: E402
-from devtools.docker_daemon import DockerDaemon  # noqa: E402
-from devtools.documents import text_pdf  # noqa: E402
-from serve_app.client import Client  # noqa: E402
+from benchmarks.harness import results
+from benchmarks.harness.corpora import text_pdf
+from benchmarks.harness.results import ROOT
+from benchmarks.harness.server import free_port
+from devtools.docker_daemon import DockerDaemon
+from serve_app.client import Client
 
 BASE = "local/debian-python:bookworm"
 
@@ -67,10 +65,8 @@ def main() -> int:
         finally:
             daemon.docker(*compose, "down", "--volumes", env=env, check=False)
             daemon.stop()
-    figures["machine"] = "2-core VM (no GPU), Docker 20.10 (Debian), debootstrap Debian 12 base"
-    out = ROOT / "benchmarks" / "results" / "containers.json"
-    out.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"wrote {out}")
+    figures["setup"] = "Docker from Debian's packages, a debootstrap Debian 12 base, no GPU"
+    results.write("containers", figures, "cpu image")
     return 0
 
 

@@ -2,12 +2,12 @@
 
 For each core count the Serve application runs in a child process pinned to that many cores
 (``taskset``), and 8 HTTP clients on 127.0.0.1 send two corpora from
-``benchmarks/quality.py``: born-digital pages (text layer, layout-bound) and scans (OCR-bound).
+the quality corpus (``harness.corpora``): born-digital pages (text layer, layout-bound) and scans (OCR-bound).
 Each count runs twice: ``cpu_workers`` from the machine (the default: one single-threaded ONNX
 session per core in the layout and recognizer stages) and ``cpu_workers: 1`` (one session per
 stage, as before).
 
-    .venv/bin/python benchmarks/cpu_scaling.py [--cores 1 2] [--pages 16]
+    .venv/bin/python -m benchmarks.cpu_scaling [--cores 1 2] [--pages 16]
 
 Prints a table and writes ``benchmarks/results/cpu_scaling.json``.
 """
@@ -15,81 +15,44 @@ Prints a table and writes ``benchmarks/results/cpu_scaling.json``.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+from benchmarks.harness import results
+from benchmarks.harness.apps import app_config, label
+from benchmarks.harness.corpora import formula_page, one_column, scanned, table_page, two_columns
+from benchmarks.harness.load import through_http
+from benchmarks.harness.results import ROOT
+from benchmarks.harness.server import LocalServe
 
 CLIENTS = 8
 PORT = 8097
 
 
 def corpora(pages: int) -> dict[str, list[bytes]]:
-    import quality
-
     digital, scans = [], []
     for seed in range(1, pages + 1):
-        make = (quality.one_column, quality.two_columns, quality.table_page, quality.formula_page)[seed % 4]
+        make = (one_column, two_columns, table_page, formula_page)[seed % 4]
         digital.append(make(seed)[0].tobytes())
-        scans.append(quality.scanned((quality.one_column, quality.two_columns)[seed % 2](seed)[0]).tobytes())
+        scans.append(scanned((one_column, two_columns)[seed % 2](seed)[0]).tobytes())
     return {"born_digital": digital, "scans": scans}
 
 
-def app_args(workers: int | None) -> dict:
-    import yaml
-
-    spec = yaml.safe_load((ROOT / "configs" / "cpu.yaml").read_text())
-    args = spec["applications"][0]["args"]
-    if workers:
-        for stage in ("layout", "recognizer"):
-            args[stage] = {**args.get(stage, {}), "cpu_workers": workers}
-    return args
-
-
-def post_all(url: str, docs: list[bytes]) -> tuple[float, int]:
-    import httpx
-
-    def one(data: bytes) -> int:
-        body = {"file": base64.b64encode(data).decode(), "fileType": 0, "visualize": False}
-        with httpx.Client(base_url=url, timeout=900) as client:
-            return client.post("/layout-parsing", json=body).status_code
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        codes = list(pool.map(one, docs))
-    return time.perf_counter() - start, sum(c != 200 for c in codes)
-
-
 def child(cores: int, workers: int | None, pages: int) -> dict:
-    from serve_app.launch import init_local_ray
-
     # Ray's CPUs only place actors: configs/cpu.yaml reserves 1.75 of them, so Ray is told at least
     # 2; what the processes can actually use is the taskset mask.
-    init_local_ray(num_cpus=max(cores, 2), log_to_driver=False)
-    import ray
-    from ray import serve
-
-    from serve_app.app import build_app
-
-    serve.start(http_options={"host": "127.0.0.1", "port": PORT})
-    serve.run(build_app(app_args(workers)), name="cpu-scaling")
-    url = f"http://127.0.0.1:{PORT}"
+    config = app_config("lite", cpu_workers=workers, name="cpu-scaling")
     docs = corpora(pages)
-    post_all(url, docs["born_digital"][:CLIENTS] + docs["scans"][:2])  # warm-up: every replica, every session
     row: dict = {"cores": cores, "cpu_workers": workers or "auto"}
-    for kind, batch in docs.items():
-        seconds, errors = post_all(url, batch)
-        row[kind] = {"pages": len(batch), "seconds": round(seconds, 2), "pages_per_s": round(len(batch) / seconds, 3),
-                     "errors": errors}
-    serve.shutdown()
-    ray.shutdown()
+    with LocalServe(config, PORT, num_cpus=max(cores, 2)) as server:
+        through_http(server.url, docs["born_digital"][:CLIENTS] + docs["scans"][:2], CLIENTS, 900,
+                     visualize=False)  # warm-up: every replica, every session
+        for kind, batch in docs.items():
+            run = through_http(server.url, batch, CLIENTS, 900, visualize=False)
+            row[kind] = {"pages": len(batch), "seconds": round(run["wall_s"], 2),
+                         "pages_per_s": round(run["documents_per_s"], 3), "errors": run["errors"]}
     return row
 
 
@@ -99,7 +62,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pages", type=int, default=16, help="pages per corpus")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cpu_scaling.json"))
+
     args = parser.parse_args(argv)
     if args.child:
         print("RESULT " + json.dumps(child(args.child, args.workers, args.pages)), flush=True)
@@ -110,9 +73,11 @@ def main(argv=None) -> int:
     for cores in counts:
         for workers in (None, 1):
             pinned = ",".join(str(c) for c in available[:cores])
-            cmd = ["taskset", "-c", pinned, sys.executable, __file__, "--child", str(cores), "--pages", str(args.pages)]
+            cmd = ["taskset", "-c", pinned, sys.executable, "-m", "benchmarks.cpu_scaling", "--child", str(cores),
+                   "--pages", str(args.pages)]
             cmd += ["--workers", str(workers)] if workers else []
-            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                                 env={**os.environ, "RAY_AUTH_MODE": "disabled"})
             lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
             if out.returncode or not lines:
                 sys.stderr.write(out.stdout[-3000:] + out.stderr[-3000:])
@@ -131,20 +96,9 @@ def main(argv=None) -> int:
         d, s = r["born_digital"], r["scans"]
         print(f"{r['cores']:>5} {r['cpu_workers']:>11} {d['pages_per_s']:>21.3f} {d['speedup_vs_first']:>5.2f} "
               f"{s['pages_per_s']:>14.3f} {s['speedup_vs_first']:>5.2f}")
-    report = {"config": "configs/cpu.yaml (offline CPU default)", "clients": CLIENTS, "machine_cpus": len(available),
-              "cpu_model": _cpu_model(), "runs": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
+    report = {"config": "configs/cpu.yaml (offline CPU default)", "clients": CLIENTS, "runs": rows}
+    results.write("cpu_scaling", report, label("lite"))
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
 
 
 if __name__ == "__main__":

@@ -5,26 +5,19 @@ is everything around the model: filtering, cropping, merging, prompts, table tok
 post-processing, prunedResult JSON and Markdown. Prints a table and writes
 benchmarks/results/document_logic.json.
 
-    .venv/bin/python benchmarks/document_logic.py [--pages 200]
+    .venv/bin/python -m benchmarks.document_logic [--pages 200]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "differential")]
-
-from devtools.generators import random_layout, synthetic_page  # noqa: E402
-from devtools.official import prune  # noqa: E402
-from test_page_pipeline_diff import _official, _ours  # noqa: E402
-
-from serve_app.assemble import page_markdown, pruned_result  # noqa: E402
+from benchmarks.harness import results
+from devtools.generators import random_layout, synthetic_page
+from devtools.official import official_page, ours_page, prune
+from serve_app.assemble import page_markdown, pruned_result
 
 
 def _settings(rng):
@@ -51,11 +44,11 @@ def main() -> None:
         cases.append((page, random_layout(rng, 1191, 1684), _settings(rng), {}))
 
     def ours(page, boxes, settings, pixels):
-        _, result = _ours(page, boxes, settings, pixels)
+        _, result = ours_page(page, boxes, settings, pixels)
         pruned_result(result), page_markdown(result)
 
     def official(page, boxes, settings, pixels):
-        _, result = _official(page, boxes, settings, dict(pixels))
+        _, result = official_page(page, boxes, settings, dict(pixels))
         prune(result.json["res"]), result._to_markdown()
 
     failed = []
@@ -73,11 +66,8 @@ def main() -> None:
     for name, seconds in rows.items():
         print(f"{name:<16}{args.pages / seconds:>10.1f}{seconds / args.pages * 1000:>10.2f}")
     print(f"speed-up: {rows['paddlex_3_7_2'] / rows['ours']:.2f}x")
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "document_logic.json").write_text(json.dumps(
-        {"pages": args.pages, "layout_boxes": blocks,
-         "pages_per_s": {k: args.pages / v for k, v in rows.items()}}, indent=2))
+    results.write("document_logic", {"pages": args.pages, "layout_boxes": blocks,
+                                     "pages_per_s": {k: args.pages / v for k, v in rows.items()}}, "cpu (one core)")
 
 
 if __name__ == "__main__":

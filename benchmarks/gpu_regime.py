@@ -34,122 +34,91 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
-import math
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
-PORT = 8095
+from benchmarks.harness import results
+from benchmarks.harness.apps import app_config, label
+from benchmarks.harness.corpora import bound, page_corpus
+from benchmarks.harness.inprocess import InProcess
+from benchmarks.harness.load import percentiles, request
+from benchmarks.harness.processes import cpu_by_name, idle_cpu_rates, ray_cpu_seconds
+from benchmarks.harness.server import LocalServe
+
+APP, PORT = "gpu-regime", 8095
 IDLE_S = 10.0  # seconds each Serve run's processes are sampled idle, before its first client
 CPU_STEPS = ("render", "layout pre/post-processing", "recognize: crops, JPEG, image processor", "assemble, encode, JSON")
 
 
-def corpus(pages: int) -> list[bytes]:
-    import quality
-
-    makers = (quality.one_column, quality.two_columns, quality.table_page, quality.formula_page)
-    return [makers[i % 4](i + 1)[0].tobytes() for i in range(pages)]
-
-
-def app_config(profile: str, cards: int = 0, processor: str = "run") -> dict:
-    """The simulated stages; with ``cards``, one recognition replica (its simulated card) on each
-    Ray GPU declared on this machine, and as many layout replicas (each models a card's layout
-    time; no GPU fraction, which Ray would be free to pack onto one card beside an engine).
-    ``processor``: the engine's ``simulated_image_processor``."""
-    config = {"layout": {"backend": "simulated", "simulated_gpu": profile},
-              "recognizer": {"engine": "simulated", "simulated_gpu": profile, "simulated_image_processor": processor},
-              "ingress": {"visualize": False}}
-    if cards:
-        config["recognizer"]["num_gpus"] = 1
-        config["deployments"] = {"layout": {"num_replicas": cards, "max_ongoing_requests": 64},
-                                 "recognizer": {"num_replicas": cards, "max_ongoing_requests": 256}}
-    return config
+def simulated(profile: str, cards: int = 0, processor: str = "run") -> dict:
+    return app_config("simulated", profile=profile, cards=cards, processor=processor, name=APP)
 
 
 def in_process(docs: list[bytes], profile: str) -> dict:
-    """Capacity (all blocks at once) and the official design (page after page) in this process."""
-    from deployments.layout.detector import LayoutDetector
-    from deployments.recognizer.recognizer import Recognizer
-    from deployments.renderer import Renderer
-    from serve_app.config import load_config
-    from serve_app.respond import document_entries, encode_page
-
-    cfg = load_config(app_config(profile))
-    renderer, detector = Renderer(cfg.renderer), LayoutDetector(cfg.layout)
-
+    """Capacity (all blocks at once) and 16 clients with no server (the engine fed directly with
+    pages rendered and detected beforehand), then the official design (the pipeline in this
+    process, one page at a time), all on one simulated card."""
     async def run() -> dict:
-        recognizer = Recognizer(cfg.recognizer_config())
-        await recognizer.start()
-        pages = [page for data in docs for page in renderer.render(data, text_layer=False)]
-        boxes = detector.detect(pages)
-        # The card's own capacity: the GPU time the corpus needs with every block queued before the
-        # first step (the engine held while this process plans, crops and processes them all).
-        with recognizer.engine.held():
-            recognizer.engine_stats(reset=True)
-            reads = asyncio.gather(*(recognizer.recognize(p, b) for p, b in zip(pages, boxes)))
-            queued, still = 0, 0
-            while still < 100:  # until no block has joined the queue for 1 s: every page planned
-                await asyncio.sleep(0.01)
-                queued, still = recognizer.unfinished(), (still + 1 if recognizer.unfinished() == queued else 0)
-        start = time.perf_counter()
-        await reads
-        wall = time.perf_counter() - start
-        stats = recognizer.engine_stats(reset=True)
-        capacity = {"pages_per_s": len(pages) / stats["busy_s"], "wall_pages_per_s": len(pages) / wall,
-                    "blocks_queued_at_once": queued, **stats}
-
-        # The same card fed by 16 clients with no data path at all: pages rendered and detected
-        # beforehand, each client sending its next page the moment its last one is read. What one-page
-        # documents from 16 clients allow any server; Serve's 16-client run is measured against it.
-        # Then the same with the processor's pixel work left out (its patch counts only).
-        closed_loop = await closed_loop_16(recognizer, pages, boxes)
-        sizes_only = Recognizer(load_config(app_config(profile, processor="sizes")).recognizer_config())
-        await sizes_only.start()
-        closed_loop_sizes = await closed_loop_16(sizes_only, pages, boxes)
-        await sizes_only.shutdown()
-
-        options, cpu = _options(), dict.fromkeys(CPU_STEPS, 0.0)
-        recognizer.engine_stats(reset=True)  # its clock from here: not through the loop on the other engine
-        start, latencies = time.perf_counter(), []
-        for data in docs:
-            began = time.perf_counter()
-            clock = time.process_time()
-
-            def spent(step: str) -> None:
-                nonlocal clock
-                now = time.process_time()
-                cpu[step] += now - clock
-                clock = now
-
-            outputs = []
-            for page in renderer.render(data, text_layer=False):  # the official pipeline reads no PDF words
-                spent("render")
-                boxes = detector.detect([page])[0]
-                spent("layout pre/post-processing")
-                result = await recognizer.recognize(page, boxes)
-                spent("recognize: crops, JPEG, image processor")
-                outputs.append(encode_page(page, result, options, 2000))
-            json.dumps(document_entries(outputs, options))
-            spent("assemble, encode, JSON")
-            latencies.append(time.perf_counter() - began)
-        stats = recognizer.engine_stats(reset=True)
-        cpu["of which the image processor"] = stats["processor_cpu_s"]
-        cpu["of which the simulated scheduler"] = stats["core_cpu_s"]
-        official = {"pages_per_s": len(docs) / (time.perf_counter() - start), **_percentiles(latencies), **stats,
-                    "cpu_ms_per_page": {k: round(1000 * v / len(docs), 1) for k, v in cpu.items()},
-                    "cpu_ms_per_page_outside_models": round(
-                        1000 * (sum(cpu[k] for k in CPU_STEPS) - _engine_cpu_s(stats)) / len(docs), 1)}
-        await recognizer.shutdown()
+        async with InProcess(simulated(profile)) as local:
+            stages, recognizer = local.stages, local.recognizer
+            pages = [p for data in docs for p in stages.renderer.render_pages(data, "c", "pdf", [0], 1, text_layer=False)]
+            boxes = stages.layout.detect_pages(pages, [None] * len(pages))
+            capacity = await engine_capacity(recognizer, pages, boxes)
+            closed_loop = await closed_loop_16(recognizer, pages, boxes)
+        # The same card fed by 16 clients, the image processor's pixel work left out (its patch counts only).
+        async with InProcess(simulated(profile, processor="sizes")) as sizes_only:
+            closed_loop_sizes = await closed_loop_16(sizes_only.recognizer, pages, boxes)
+        official = await official_design(docs, profile)
         return {"capacity": capacity, "closed_loop_16": closed_loop, "closed_loop_16_processor_sizes": closed_loop_sizes,
                 "official": official}
 
     return asyncio.run(run())
+
+
+async def engine_capacity(recognizer, pages, boxes) -> dict:
+    """The card's own capacity: the GPU time the corpus needs with every block queued before the
+    first step (the engine held while this process plans, crops and processes them all)."""
+    with recognizer.engine.held():
+        recognizer.engine_stats(reset=True)
+        reads = asyncio.gather(*(recognizer.recognize(p, b) for p, b in zip(pages, boxes)))
+        queued, still = 0, 0
+        while still < 100:  # until no block has joined the queue for 1 s: every page planned
+            await asyncio.sleep(0.01)
+            queued, still = recognizer.unfinished(), (still + 1 if recognizer.unfinished() == queued else 0)
+    start = time.perf_counter()
+    await reads
+    wall = time.perf_counter() - start
+    stats = recognizer.engine_stats(reset=True)
+    return {"pages_per_s": len(pages) / stats["busy_s"], "wall_pages_per_s": len(pages) / wall,
+            "blocks_queued_at_once": queued, **stats}
+
+
+async def official_design(docs: list[bytes], profile: str) -> dict:
+    """The official basic server's design: each document through the pipeline in this process, one
+    page at a time (a page's blocks batched), with the CPU of each step."""
+    from serve_app.options import ParseOptions
+    from serve_app.respond import document_entries
+
+    options = ParseOptions.from_request({"visualize": False})
+    async with InProcess(simulated(profile), one_page_at_a_time=True, timed=True) as local:
+        local.recognizer.engine_stats(reset=True)
+        start, latencies, total = time.perf_counter(), [], 0.0
+        for data in docs:
+            began, clock = time.perf_counter(), time.process_time()
+            json.dumps(document_entries((await local.parse(data, options)).pages, options))
+            total += time.process_time() - clock
+            latencies.append(time.perf_counter() - began)
+        wall = time.perf_counter() - start
+        stats, steps = local.recognizer.engine_stats(reset=True), local.cpu
+    cpu = {CPU_STEPS[0]: steps["render"], CPU_STEPS[1]: steps["layout"], CPU_STEPS[2]: steps["recognize"]}
+    cpu[CPU_STEPS[3]] = total - sum(cpu.values())
+    cpu["of which the image processor"] = stats["processor_cpu_s"]
+    cpu["of which the simulated scheduler"] = stats["core_cpu_s"]
+    return {"pages_per_s": len(docs) / wall, **_percentiles(latencies), **stats,
+            "cpu_ms_per_page": {k: round(1000 * v / len(docs), 1) for k, v in cpu.items()},
+            "cpu_ms_per_page_outside_models": round(1000 * (total - _engine_cpu_s(stats)) / len(docs), 1)}
 
 
 async def closed_loop_16(recognizer, pages, boxes) -> dict:
@@ -172,151 +141,67 @@ def _engine_cpu_s(stats: dict) -> float:
     return stats["processor_cpu_s"] + stats["core_cpu_s"]
 
 
-def _options():
-    from serve_app.options import ParseOptions
-
-    return ParseOptions.from_request({"visualize": False})
-
-
 def _percentiles(latencies: list[float]) -> dict:
-    import numpy as np
-
-    p50, p99 = np.percentile(latencies, [50, 99])
-    return {"p50_s": round(float(p50), 3), "p99_s": round(float(p99), 3)}
-
-
-def ray_title(title: str) -> str:
-    """A Ray process's title (its command line's first word) without the method Ray appends while
-    one runs (``ray::MapWorker(MapBatches(LayoutWorker)).submit`` → ``ray::MapWorker(MapBatches(LayoutWorker))``)."""
-    return title.split(" ")[0].split(".")[0]
-
-
-def ray_cpu_seconds() -> dict[int, tuple[str, float]]:
-    """pid → (name, CPU seconds so far, user + system) of every Ray process on this machine and of
-    this client; the name is the process title without the method Ray appends while one runs
-    (``ray::ServeReplica:<app>:<deployment>``, ``ray::ServeController``, ``ray::ProxyActor``, …)."""
-    import psutil
-
-    out: dict[int, tuple[str, float]] = {}
-    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
-        try:
-            title = (proc.info["cmdline"] or [proc.info["name"] or ""])[0]
-            times = proc.info["cpu_times"]
-        except (psutil.Error, IndexError):
-            continue
-        if proc.pid == os.getpid():
-            name = "benchmark clients (HTTP)"
-        elif title.startswith("ray::"):
-            name = ray_title(title).replace("ServeReplica:gpu-regime:", "")
-        elif any(k in title for k in ("raylet", "gcs_server", "dashboard", "log_monitor", "runtime_env")):
-            name = "ray system (raylet, gcs, agents)"
-        else:
-            continue
-        if times is not None:
-            out[proc.pid] = (name, times.user + times.system)
-    return out
-
-
-def cpu_by_name(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
-    """CPU seconds each named process group used between two samples (a new process counts from 0)."""
-    used: dict[str, float] = {}
-    for pid, (name, seconds) in after.items():
-        used[name] = used.get(name, 0.0) + seconds - before.get(pid, (name, 0.0))[1]
-    return used
-
-
-def idle_cpu_rates(seconds: float) -> dict[str, float]:
-    """CPU seconds a second each named process group uses with no request in flight (Serve's
-    controller loop, the dashboard agent, the raylet and GCS tick whether pages come or not)."""
-    before = ray_cpu_seconds()
-    time.sleep(seconds)
-    return {name: used / seconds for name, used in cpu_by_name(before, ray_cpu_seconds()).items()}
-
-
-def bound(docs: list[bytes], pages: int) -> list[bytes]:
-    """The one-page documents bound ``pages`` at a time into PDFs of that many pages."""
-    import pymupdf
-
-    out = []
-    for i in range(0, len(docs), pages):
-        book = pymupdf.open()
-        for data in docs[i : i + pages]:
-            with pymupdf.open(stream=data, filetype="pdf") as page:
-                book.insert_pdf(page)
-        out.append(book.tobytes())
-        book.close()
-    return out
+    return {k: v for k, v in percentiles(latencies).items() if k != "p95_s"}
 
 
 def through_serve(docs: list[bytes], profile: str, clients_list: list[int], cards: int = 0,
                   pages_per_document: int = 1, processor: str = "run") -> list[dict]:
     import httpx
 
-    from serve_app.launch import init_local_ray
-
-    from serve_app.app import build_app, reserved_cpus
-    from serve_app.config import load_config
-
-    # Ray CPUs are placement tokens: room for every replica, and one more for the renderer and the
-    # ingress to scale out; the processes share the machine's real cores.
-    init_local_ray(log_to_driver=False, num_gpus=cards,
-                   num_cpus=math.ceil(reserved_cpus(load_config(app_config(profile, cards, processor)))) + 1)
-    import ray
-    from ray import serve
-
-    serve.start(http_options={"host": "127.0.0.1", "port": PORT})
-    serve.run(build_app(app_config(profile, cards, processor)), name="gpu-regime")
-    recognizer = serve.get_deployment_handle("recognizer", app_name="gpu-regime")
-    pages = len(docs)
-    docs = bound(docs, pages_per_document) if pages_per_document > 1 else docs
-    bodies = [{"file": base64.b64encode(d).decode(), "fileType": 0} for d in docs]
-    rows = []
-    with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=1800) as client:
-        client.post("/layout-parsing", json=bodies[0])  # warm-up
-        idle = idle_cpu_rates(IDLE_S)
-        for clients in clients_list:
-            latencies, errors = [], 0
-
-            def one(body):
-                nonlocal errors
-                began = time.perf_counter()
-                response = client.post("/layout-parsing", json=body)
-                latencies.append(time.perf_counter() - began)
-                errors += response.status_code != 200 or response.json()["errorCode"] != 0
-
-            if cards <= 1:  # one engine: its counters from here on
-                recognizer.engine_stats.remote(True).result()
-            before = ray_cpu_seconds()
-            start = time.perf_counter()
-            with ThreadPoolExecutor(clients) as pool:
-                list(pool.map(one, bodies))
-            wall = time.perf_counter() - start
-            used = cpu_by_name(before, ray_cpu_seconds())
-            stats = recognizer.engine_stats.remote(True).result() if cards <= 1 else {"cards": cards}
-            cpu_ms = {name: round(1000 * seconds / pages, 1) for name, seconds in used.items()}
-            # What the pages cost: each process's CPU less what it burns idle over the same time.
-            above_idle = {name: round(1000 * (seconds - idle.get(name, 0.0) * wall) / pages, 1)
-                          for name, seconds in used.items()}
-            rows.append({"clients": clients, "pages_per_document": pages_per_document, "image_processor": processor,
-                         "pages_per_s": pages / wall, "errors": errors,
-                         **_percentiles(latencies), **stats,
-                         "cpu_ms_per_page": dict(sorted(cpu_ms.items(), key=lambda kv: -kv[1])),
-                         "cpu_ms_per_page_total": round(sum(cpu_ms.values()), 1),
-                         "idle_cpu_ms_per_s": {name: round(1000 * rate, 1) for name, rate in idle.items()},
-                         "cpu_ms_per_page_above_idle": dict(sorted(above_idle.items(), key=lambda kv: -kv[1]))})
-            if "processor_cpu_s" in stats:  # the engine's own CPU (image processor, scheduler) left out
-                rows[-1]["cpu_ms_per_page_engine"] = {"image processor": round(1000 * stats["processor_cpu_s"] / pages, 1),
-                                                      "simulated scheduler": round(1000 * stats["core_cpu_s"] / pages, 1)}
-                rows[-1]["cpu_ms_per_page_outside_models"] = round(
-                    sum(cpu_ms.values()) - 1000 * _engine_cpu_s(stats) / pages, 1)
-                rows[-1]["cpu_ms_per_page_outside_models_above_idle"] = round(
-                    sum(above_idle.values()) - 1000 * _engine_cpu_s(stats) / pages, 1)
-            print(f"  Serve ({processor} processor), {max(cards, 1)} card(s), {clients} clients, {pages_per_document}-page documents: "
-                  f"{rows[-1]['pages_per_s']:.2f} pages/s, CPU "
-                  f"{rows[-1]['cpu_ms_per_page_total']} ms a page", flush=True)
-    serve.shutdown()
-    ray.shutdown()
+    with LocalServe(simulated(profile, cards, processor), PORT, num_gpus=cards) as server:
+        recognizer = server.handle("recognizer")
+        pages = len(docs)
+        docs = bound(docs, pages_per_document) if pages_per_document > 1 else docs
+        bodies = [request(d) for d in docs]
+        rows = []
+        with httpx.Client(base_url=server.url, timeout=1800) as client:
+            client.post("/layout-parsing", json=bodies[0])  # warm-up
+            idle = idle_cpu_rates(IDLE_S, APP)
+            for clients in clients_list:
+                rows.append(_serve_run(client, recognizer, bodies, pages, clients, cards, idle, pages_per_document,
+                                       processor))
     return rows
+
+
+def _serve_run(client, recognizer, bodies, pages, clients, cards, idle, pages_per_document, processor) -> dict:
+    latencies, errors = [], 0
+
+    def one(body):
+        nonlocal errors
+        began = time.perf_counter()
+        response = client.post("/layout-parsing", json=body)
+        latencies.append(time.perf_counter() - began)
+        errors += response.status_code != 200 or response.json()["errorCode"] != 0
+
+    if cards <= 1:  # one engine: its counters from here on
+        recognizer.engine_stats.remote(True).result()
+    before = ray_cpu_seconds(APP)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, bodies))
+    wall = time.perf_counter() - start
+    used = cpu_by_name(before, ray_cpu_seconds(APP))
+    stats = recognizer.engine_stats.remote(True).result() if cards <= 1 else {"cards": cards}
+    cpu_ms = {name: round(1000 * seconds / pages, 1) for name, seconds in used.items()}
+    # What the pages cost: each process's CPU less what it burns idle over the same time.
+    above_idle = {name: round(1000 * (seconds - idle.get(name, 0.0) * wall) / pages, 1)
+                  for name, seconds in used.items()}
+    row = {"clients": clients, "pages_per_document": pages_per_document, "image_processor": processor,
+           "pages_per_s": pages / wall, "errors": errors, **_percentiles(latencies), **stats,
+           "cpu_ms_per_page": dict(sorted(cpu_ms.items(), key=lambda kv: -kv[1])),
+           "cpu_ms_per_page_total": round(sum(cpu_ms.values()), 1),
+           "idle_cpu_ms_per_s": {name: round(1000 * rate, 1) for name, rate in idle.items()},
+           "cpu_ms_per_page_above_idle": dict(sorted(above_idle.items(), key=lambda kv: -kv[1]))}
+    if "processor_cpu_s" in stats:  # the engine's own CPU (image processor, scheduler) left out
+        row["cpu_ms_per_page_engine"] = {"image processor": round(1000 * stats["processor_cpu_s"] / pages, 1),
+                                         "simulated scheduler": round(1000 * stats["core_cpu_s"] / pages, 1)}
+        row["cpu_ms_per_page_outside_models"] = round(sum(cpu_ms.values()) - 1000 * _engine_cpu_s(stats) / pages, 1)
+        row["cpu_ms_per_page_outside_models_above_idle"] = round(
+            sum(above_idle.values()) - 1000 * _engine_cpu_s(stats) / pages, 1)
+    print(f"  Serve ({processor} processor), {max(cards, 1)} card(s), {clients} clients, {pages_per_document}-page "
+          f"documents: {row['pages_per_s']:.2f} pages/s, CPU {row['cpu_ms_per_page_total']} ms a page", flush=True)
+    return row
 
 
 def through_bulk(docs: list[bytes], profile: str, copies: int, processor: str = "run") -> dict:
@@ -325,9 +210,10 @@ def through_bulk(docs: list[bytes], profile: str, copies: int, processor: str = 
     (documents finish in bursts of a recognition batch, so their timestamps cannot give it)."""
     import shutil
     import tempfile
+    from pathlib import Path
 
-    from serve_app.bulk import BulkConfig, run
-    from serve_app.launch import init_local_ray
+    from benchmarks.harness.bulk import run_bulk
+    from benchmarks.harness.server import start_ray
 
     runs = []
     for n in (copies, 3 * copies):
@@ -336,22 +222,20 @@ def through_bulk(docs: list[bytes], profile: str, copies: int, processor: str = 
         for copy in range(n):
             for i, data in enumerate(docs):  # the same pages; each copy a document of its own (own bytes)
                 (tmp / "in" / f"d{copy:02d}-{i:04d}.pdf").write_bytes(data + f"\n%copy {copy}\n".encode())
-        init_local_ray(log_to_driver=False)
+        start_ray()
         import ray
 
         try:  # the corpus copies and the job's output are removed at the end, whatever happens
             start = time.perf_counter()
-            code = run(BulkConfig(input=str(tmp / "in"), output=str(tmp / "out"), app=app_config(profile, processor=processor),
-                                  render_num_cpus=0.25, recognize_batch=64, shard_size=64, progress_every_s=60))
+            _, pages, _ = run_bulk(tmp / "in", tmp / "out", simulated(profile, processor=processor),
+                                   render_num_cpus=0.25, recognize_batch=64, shard_size=64, progress_every_s=60)
             wall = time.perf_counter() - start
-            summary = json.loads((tmp / "out" / "_SUMMARY.json").read_text())
         finally:
             ray.shutdown()
             shutil.rmtree(tmp, ignore_errors=True)
-        assert code == 0 and summary["by_status"] == {"ok": summary["documents"]}, summary
-        runs.append({"pages": summary["pages"], "wall_s": round(wall, 1), "pages_per_s": summary["pages"] / wall})
-        print(f"  bulk ({processor} processor): {summary['pages']} pages in {wall:.1f} s "
-              f"({summary['pages'] / wall:.2f} pages/s with start-up)", flush=True)
+        runs.append({"pages": pages, "wall_s": round(wall, 1), "pages_per_s": pages / wall})
+        print(f"  bulk ({processor} processor): {pages} pages in {wall:.1f} s ({pages / wall:.2f} pages/s with "
+              "start-up)", flush=True)
     steady = (runs[1]["pages"] - runs[0]["pages"]) / (runs[1]["wall_s"] - runs[0]["wall_s"])
     return {"image_processor": processor, "runs": runs, "steady_pages_per_s": steady}
 
@@ -373,10 +257,10 @@ def main(argv=None) -> int:
                         help="Serve runs at 16 and 64 clients with this many simulated cards (one layout and one "
                         "recognition replica each)")
     args = parser.parse_args(argv)
-    docs = corpus(args.pages)
-    label = f"simulated {args.profile}"
+    docs = page_corpus(args.pages)
+    label_ = label("simulated", args.profile)
     local = in_process(docs, args.profile)
-    print(f"{label}: capacity {local['capacity']['pages_per_s']:.2f} pages/s, official design "
+    print(f"{label_}: capacity {local['capacity']['pages_per_s']:.2f} pages/s, official design "
           f"{local['official']['pages_per_s']:.2f} pages/s", flush=True)
     serve_rows = through_serve(docs, args.profile, args.clients) if args.clients else []
     documents = (through_serve(docs * 4, args.profile, [16], pages_per_document=args.document_pages)
@@ -387,7 +271,7 @@ def main(argv=None) -> int:
                   if args.bulk_copies and args.processor_sizes else None)
     cards = {n: through_serve(docs, args.profile, [16, 64], cards=n) for n in args.cards}
     capacity, official = local["capacity"]["pages_per_s"], local["official"]["pages_per_s"]
-    report = {"label": label, "profile": args.profile, "pages": args.pages, "machine_cpus": len(os.sched_getaffinity(0)),
+    report = {"profile": args.profile, "pages": args.pages,
               "capacity": local["capacity"], "closed_loop_16": local["closed_loop_16"],
               "closed_loop_16_processor_sizes": local["closed_loop_16_processor_sizes"], "official": local["official"],
               "serve": serve_rows, "serve_multi_page_documents": documents, "serve_processor_sizes": sizes, "bulk": bulk,
@@ -419,7 +303,7 @@ def main(argv=None) -> int:
                        "cpu_ms_per_page_16": at16["cpu_ms_per_page_total"],
                        "cpu_ms_per_page_outside_models_16": at16["cpu_ms_per_page_outside_models"],
                        "cpu_ms_per_page_outside_models_above_idle_16": at16["cpu_ms_per_page_outside_models_above_idle"]})
-    print(f"\n{label}, {args.pages} one-page documents, {report['machine_cpus']} CPU cores")
+    print(f"\n{label_}, {args.pages} one-page documents")
     print(f"{'run':<22}{'pages/s':>9}{'p50 s':>8}{'p99 s':>8}{'busy':>7}{'batch':>7}{'errors':>8}")
     print(f"{'capacity (all blocks)':<22}{capacity:>9.2f}{'':>8}{'':>8}{local['capacity']['busy_fraction']:>7.0%}"
           f"{local['capacity']['mean_running']:>7}")
@@ -464,9 +348,7 @@ def main(argv=None) -> int:
     print(f"with the image processor's pixel work left out (sizes only): 16 clients with no server "
           f"{report['closed_loop_share_of_capacity_16_processor_sizes']:.0%} of capacity"
           + (f", Serve {report['share_of_capacity_16_processor_sizes']:.0%}" if sizes else ""))
-    out = ROOT / "benchmarks" / "results" / f"gpu_regime_{args.profile}.json"
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    results.write(f"gpu_regime_{args.profile}", report, label_)
     return 0
 
 

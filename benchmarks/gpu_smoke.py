@@ -1,7 +1,7 @@
 """The first thing to run when a GPU is lent: layout + vLLM engine from a GPU config, the memory each
 took against the memory plan, and pages/s on a generated PDF.
 
-    .venv-gpu/bin/python benchmarks/gpu_smoke.py configs/gpu-16gb.yaml [--pages 40]
+    .venv-gpu/bin/python -m benchmarks.gpu_smoke configs/gpu-16gb.yaml [--pages 40]
         [--layout-model DIR] [--vlm-model DIR]
 
 Steps, in the order a Serve deployment on one card meets them:
@@ -10,7 +10,8 @@ Steps, in the order a Serve deployment on one card meets them:
    memory it took (NVML, whole card) against ``layout_peak_gib`` of the plan, and what it measured.
 3. The recognizer starts: the plan it computed (with the layout resident, from the ledger) and the
    memory the EngineCore took against ``gpu_memory_utilization x total`` + its context.
-4. A generated PDF (text, tables, formulas) is rendered, laid out and read; pages/s, blocks/s.
+4. A generated PDF (text, tables, formulas) goes through the pipeline (the stages in this process);
+   pages/s, blocks/s.
 5. Room left on the card, against the layout's peak: could a layout replica restart beside the engine?
 
 Writes ``benchmarks/results/gpu_smoke.json``. On a machine without a GPU it stops with NVML's reason
@@ -21,25 +22,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+import yaml
+
+from benchmarks.harness import results
+from benchmarks.harness.corpora import mixed_pdf
+from deployments.gpu_device import GpuUnavailable, read_device
+from deployments.gpu_memory import layout_peak_gib
+from deployments.layout.detector import LayoutDetector
+from deployments.recognizer.recognizer import Recognizer
+from deployments.renderer import Renderer
+from serve_app.config import load_config
+from serve_app.options import ParseOptions
+from serve_app.pipeline import DocumentPipeline, LocalStages
+
 os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
-
-import yaml  # noqa: E402
-
-from deployments.gpu_device import GpuUnavailable, read_device  # noqa: E402
-from deployments.gpu_memory import layout_peak_gib  # noqa: E402
-from deployments.layout.detector import LayoutDetector  # noqa: E402
-from deployments.recognizer.recognizer import Recognizer  # noqa: E402
-from deployments.renderer import Renderer  # noqa: E402
-from devtools.documents import mixed_pdf  # noqa: E402
-from serve_app.config import load_config  # noqa: E402
 
 
 def used_gib() -> float | None:
@@ -63,20 +64,16 @@ def app_config(path: str, layout_model: str | None, vlm_model: str | None, cpu: 
     return load_config(args)
 
 
-async def parse(renderer, detector, recognizer, data: bytes) -> dict:
+async def parse(pipeline: DocumentPipeline, data: bytes) -> dict:
+    """A document through the pipeline every caller uses, here over the stages in this process."""
     start = time.perf_counter()
-    pages = list(renderer.render(data, "smoke"))
-    rendered = time.perf_counter()
-    boxes = detector.detect(pages)
-    laid_out = time.perf_counter()
-    results = await asyncio.gather(*(recognizer.recognize(p, b) for p, b in zip(pages, boxes)))
+    parsed = await pipeline.parse(data, "pdf", ParseOptions.from_request({"visualize": False}), "smoke")
     done = time.perf_counter()
-    blocks = sum(len(r.blocks) for r in results)
-    failed = [r.page_index for r in results if r.error is not None]
-    return {"pages": len(pages), "blocks": blocks, "failed_pages": failed,
-            "render_s": round(rendered - start, 2), "layout_s": round(laid_out - rendered, 2),
-            "recognize_s": round(done - laid_out, 2), "total_s": round(done - start, 2),
-            "pages_per_s": round(len(pages) / (done - start), 3), "blocks_per_s": round(blocks / (done - laid_out), 2)}
+    results_ = [out.result for out in parsed.pages]
+    blocks = sum(len(r.blocks) for r in results_)
+    return {"pages": len(results_), "blocks": blocks, "failed_pages": [r.page_index for r in results_ if r.error],
+            "total_s": round(done - start, 2), "pages_per_s": round(len(results_) / (done - start), 3),
+            "blocks_per_s": round(blocks / (done - start), 2)}
 
 
 def main(argv=None) -> int:
@@ -86,7 +83,6 @@ def main(argv=None) -> int:
     parser.add_argument("--layout-model", help="local PP-DocLayoutV2 directory (default: the config's)")
     parser.add_argument("--vlm-model", help="local PaddleOCR-VL directory (default: the config's)")
     parser.add_argument("--allow-cpu", action="store_true", help="run on CPU (tiny checkpoints) to test the script")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gpu_smoke.json"))
     args = parser.parse_args(argv)
     try:
         card = read_device(0)
@@ -124,9 +120,9 @@ def main(argv=None) -> int:
             engine["planned_gib"] = round(plan.gpu_memory_utilization * plan.total_gib + plan.engine_context_gib, 2)
             print(f"memory plan: {plan.describe()}")
         print(f"engine: took {engine['took_gib']} GiB, planned {engine.get('planned_gib')} GiB")
-        renderer = Renderer(config.renderer)
-        await parse(renderer, detector, recognizer, mixed_pdf(2))  # warm-up: CUDA graphs, processor caches
-        speed = await parse(renderer, detector, recognizer, mixed_pdf(args.pages))
+        pipeline = DocumentPipeline(LocalStages(Renderer(config.renderer), detector, recognizer), page_window=64)
+        await parse(pipeline, mixed_pdf(2))  # warm-up: CUDA graphs, processor caches
+        speed = await parse(pipeline, mixed_pdf(args.pages))
         print(f"parse: {speed}")
         await recognizer.shutdown()
         return {"engine": engine, "parse": speed, "layout_restart_room_gib": room}
@@ -136,9 +132,7 @@ def main(argv=None) -> int:
         report["layout_restart_fits"] = report["layout_restart_room_gib"] >= planned_layout
         print(f"a restarting layout finds {report['layout_restart_room_gib']} GiB; it needs {planned_layout}: "
               f"{'fits' if report['layout_restart_fits'] else 'DOES NOT FIT'}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2, default=str))
-    print(f"wrote {args.out}")
+    results.write("gpu_smoke", report, "cpu (tiny checkpoints: a check of the script)" if card is None else card.name)
     return 0 if not report["parse"]["failed_pages"] else 1
 
 

@@ -8,33 +8,30 @@
 - Recognition: blocks/s and generated tokens/s of one vLLM engine (CPU build, tiny random
   PaddleOCR-VL, 32 new tokens per block) at concurrency 1, 8 and 64; pages/s of the lite engine.
 
-    .venv/bin/python benchmarks/stages.py [--pages 200]
+    .venv/bin/python -m benchmarks.stages [--pages 200]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("VLLM_PLUGINS", "")
-os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
+import numpy as np
+import pymupdf
 
-import numpy as np  # noqa: E402
-import pymupdf  # noqa: E402
+from benchmarks.harness import results
+from benchmarks.harness.corpora import mixed_pdf
+from benchmarks.harness.server import WORKER_ENV
+from deployments.layout.config import LayoutConfig
+from deployments.layout.detector import LayoutDetector
+from deployments.layout.options import LayoutOptions
+from deployments.renderer import Renderer, RendererConfig
 
-from deployments.layout.config import LayoutConfig  # noqa: E402
-from deployments.layout.detector import LayoutDetector  # noqa: E402
-from deployments.layout.options import LayoutOptions  # noqa: E402
-from deployments.renderer import Renderer, RendererConfig  # noqa: E402
-from devtools.documents import mixed_pdf  # noqa: E402
+for _name, _value in WORKER_ENV.items():  # the vLLM engine runs in this process
+    os.environ.setdefault(_name, _value)
 
 
 def bare_loop(data: bytes, scale: float) -> int:
@@ -163,8 +160,7 @@ def main() -> None:
                   f"{r['tokens_per_block']:>8.1f} tokens/block")
         rows["speedup_64_vs_1"] = round(rows["concurrency_64"]["blocks_per_s"] / rows["concurrency_1"]["blocks_per_s"], 2)
         print(f"  concurrency 64 vs 1: {rows['speedup_64_vs_1']}x")
-        (ROOT / "benchmarks" / "results" / f"stages_recognition_{args.recognition_tokens}.json").write_text(
-            json.dumps(rows, indent=2))
+        results.write(f"stages_recognition_{args.recognition_tokens}", rows, "cpu (tiny checkpoints)")
         return
     data = mixed_pdf(args.pages)
     render = bench_render(data, args.pages)
@@ -182,9 +178,8 @@ def main() -> None:
         if name.startswith("concurrency"):
             print(f"  {name:<18}{r['blocks_per_s']:>8.1f} blocks/s{r['tokens_per_s']:>10.0f} tokens/s")
     print(f"  lite engine (PP-OCRv6, real weights): {recognition['lite_pages_per_s']:.2f} pages/s")
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "stages.json").write_text(json.dumps({"render": render, "layout": layout, "recognition": recognition}, indent=2))
+    results.write("stages", {"render": render, "layout": layout, "recognition": recognition},
+                  "cpu (real lite weights, tiny checkpoints)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import functools
 import hashlib
 import logging
 import time
-from typing import Any, Optional
+from typing import Optional
 
 from serve_app.config import AppConfig
 from serve_app.errors import RETRY_LATER_S, ServiceError

@@ -67,12 +67,14 @@ def select_pages(info: DocumentInfo, options: ParseOptions, max_pages: Optional[
 class DocumentPipeline:
     """``stages``: a transport (``ServeStages``, ``LocalStages``); ``retries``: the caller's policy
     for stage calls (default: the ingress's); ``max_pages``/``max_output_image_side``/
-    ``page_window`` as in ``IngressConfig``."""
+    ``page_window`` as in ``IngressConfig``; ``page_window=1, render_chunk=1``: one page at a time,
+    the official basic server's design."""
 
     def __init__(self, stages: Stages, retries: Optional[Retries] = None, max_pages: Optional[int] = None,
-                 max_output_image_side: int = 2000, page_window: int = 8):
+                 max_output_image_side: int = 2000, page_window: int = 8, render_chunk: int = RENDER_CHUNK):
         self.stages, self.retries = stages, retries or Retries()
         self.max_pages, self.max_side, self.page_window = max_pages, max_output_image_side, page_window
+        self.render_chunk = render_chunk  # pages a render call asks for (pages of a chunk go on as rendered)
         self.text_layers: dict[str, bool] = {}  # text-layer mode → whether the recognizer needs the words
 
     @classmethod
@@ -126,7 +128,7 @@ class DocumentPipeline:
         todo = [i for i in doc.page_indices if i not in skip]
         text_layer = await self._needs_text_layer(options.text_layer)
         window = asyncio.Semaphore(self.page_window)
-        chunks = [todo[i : i + RENDER_CHUNK] for i in range(0, len(todo), RENDER_CHUNK)]
+        chunks = [todo[i : i + self.render_chunk] for i in range(0, len(todo), self.render_chunk)]
         results = await asyncio.gather(*(self._chunk(doc, log_id, c, options, text_layer, window, deadline, on_page)
                                          for c in chunks))
         pages = [page for chunk in results for page in chunk]

@@ -4,7 +4,7 @@ import pickle
 
 import numpy as np
 
-from deployments.datamodel import BlockResult, ErrorKind, LayoutBox, PageError, PageImage, PageResult, PageStatus, Stage
+from deployments.datamodel import ErrorKind, LayoutBox, PageError, PageImage, PageResult, PageStatus, Stage
 
 
 def test_page_image_round_trips_through_pickle():
