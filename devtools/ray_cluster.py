@@ -128,4 +128,23 @@ class LocalCluster:
                     proc.kill()
                     proc.wait()
         self.procs.clear()
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self._remove_temp_dir()
+
+    def _remove_temp_dir(self, tries: int = 60) -> None:
+        """The cluster's temp dir, once no process of the cluster writes to it any more: Ray's
+        processes outlive their `ray start` parent by a moment, and one that writes meanwhile would
+        leave a folder behind (a bounded wait, by count)."""
+        import psutil
+
+        for _ in range(tries):
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            writers = []
+            for proc in psutil.process_iter(["cmdline"]):
+                try:
+                    if str(self.temp_dir) in " ".join(proc.info["cmdline"] or []):
+                        writers.append(proc)
+                except psutil.Error:
+                    continue
+            if not writers and not self.temp_dir.exists():
+                return
+            psutil.wait_procs(writers, timeout=1)
