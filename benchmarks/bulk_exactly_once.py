@@ -1,5 +1,5 @@
 """Exactly-once under stops and kills, at random moments: bulk jobs submitted through the Ray Jobs
-API on a two-node cluster of this benchmark's own (127.0.0.1, ``tests/ray_cluster.py``; layout and
+API on a two-node cluster of this benchmark's own (127.0.0.1, ``LocalCluster``; layout and
 recognition actors on the second node), each stopped mid-way, then submitted again until done.
 
 Two kinds of interruption, ``--runs`` of each (default 20):
@@ -12,7 +12,7 @@ The moment is random: once a random number of documents is committed, after a ra
 - ``reparsed``: documents committed before the interruption whose row was written again.
 All three must be 0. Writes ``benchmarks/results/bulk_exactly_once.json``.
 
-    .venv/bin/python benchmarks/bulk_exactly_once.py [--runs 20] [--documents 40] [--code DIR]
+    .venv/bin/python -m benchmarks.bulk_exactly_once [--runs 20] [--documents 40] [--code DIR]
 
 ``--code DIR`` runs the jobs with another checkout's ``serve_app`` (e.g. a worktree of an older
 commit, to measure it before a fix). Loopback only; bounded: ``--runs`` × 2 kinds × 2 jobs.
@@ -31,10 +31,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from documents import text_pdf  # noqa: E402
+from benchmarks.harness import results
+from benchmarks.harness.corpora import text_pdf
+from benchmarks.harness.server import LocalCluster
 
 APP_YAML = "layout: {num_gpus: 0.25, num_cpus: 0.25}\nrecognizer: {num_gpus: 0.5, num_cpus: 0.25}\n"
 TERMINAL = ("STOPPED", "SUCCEEDED", "FAILED")
@@ -141,12 +140,10 @@ def main() -> None:
     parser.add_argument("--jitter-s", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--code", help="checkout whose serve_app the jobs run (default: this one)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bulk_exactly_once.json"))
+    parser.add_argument("--out", default="bulk_exactly_once", help="name of the results file")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the cluster and files go all the same
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    from ray_cluster import LocalCluster
-
     rng, began = random.Random(args.seed), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="exactly-once-") as tmp:
         work = Path(tmp)
@@ -167,9 +164,9 @@ def main() -> None:
               "interrupted_mid_way": dict(Counter(r["kind"] for r in rows if r["committed_at_stop"] < args.documents)),
               "code": args.code or "this checkout", "seed": args.seed, "jitter_s": args.jitter_s,
               "seconds": round(time.monotonic() - began, 1), "per_run": rows}
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{sum(result['runs'].values())} runs: duplicated {result['duplicated']}, lost {result['lost']}, "
-          f"reparsed {result['reparsed']} -> {args.out}", flush=True)
+          f"reparsed {result['reparsed']}", flush=True)
+    results.write(args.out, result, "cpu (offline models), two loopback nodes")
 
 
 if __name__ == "__main__":
