@@ -84,6 +84,18 @@ class MemoryPlan:
                 f"max_num_seqs {self.max_num_seqs}, max_num_batched_tokens {self.max_num_batched_tokens}")
 
 
+#: The official recipe's engine flags (PaddleOCR-VL's vLLM serving config), the same on every card.
+RECIPE_ARGS = {"enable_prefix_caching": False, "mm_processor_cache_gb": 0, "limit_mm_per_prompt": {"image": 1}}
+#: Before a plan sizes the engine (it has not seen the card), and on CPU (vLLM's CPU build, eager).
+DEFAULT_GPU_ARGS = {"max_num_batched_tokens": 16384, "max_model_len": 8192}
+CPU_ARGS = {"max_num_batched_tokens": 16384, "max_model_len": 4096, "enforce_eager": True}
+#: Card classes the shipped configs are for (``AppConfig.gpu``): total memory NVML reports, GiB.
+CARD_CLASSES = {"8gb": 7.96, "12gb": 11.94, "16gb": 15.92, "24gb": 23.88, "32gb": 31.84, "80gb": 79.19,
+                "141gb": 139.8}
+#: What an idle card of a class has free (the driver's own share) when a config is planned for it.
+IDLE_CARD_USED_GIB = 0.3
+
+
 def batched_tokens_for(total_gib: float) -> int:
     """Tokens per engine step: the official recipe's 16384, halved on 8 GB cards (smaller profiling
     peak). PaddleX's own CUDA config uses 131072 at utilization 0.5 on datacenter cards; a step that
@@ -128,6 +140,16 @@ def plan_memory(total_gib: float, free_gib: float, layout_gib: float = 0.0, layo
     return MemoryPlan(
         total_gib=total_gib, free_gib=free_gib, layout_gib=layout_gib, layout_resident_gib=layout_resident_gib,
         engine_context_gib=engine_context_gib, margin_gib=margin_gib, gpu_memory_utilization=utilization,
-        max_num_seqs=seqs, max_num_batched_tokens=batched, max_model_len=8192 if total_gib < 14 else 16384,
+        max_num_seqs=seqs, max_num_batched_tokens=batched,
+        max_model_len=DEFAULT_GPU_ARGS["max_model_len"] if total_gib < 14 else 16384,
         activation_gib=act, kv_cache_gib=kv_gib, kv_tokens=kv_tokens,
         layout_num_gpus=layout_frac, recognizer_num_gpus=round(0.95 - layout_frac, 2))
+
+
+def plan_card(card: str, layout_gib: float) -> MemoryPlan:
+    """The plan of a card class (``CARD_CLASSES``) when it is idle: what a config for that class
+    places (Ray GPU fractions) before any replica has seen the real card."""
+    if card not in CARD_CLASSES:
+        raise MemoryPlanError(f"gpu: {card!r} is not a card class; use one of {', '.join(CARD_CLASSES)}")
+    total = CARD_CLASSES[card]
+    return plan_memory(total, total - IDLE_CARD_USED_GIB, layout_gib)

@@ -25,8 +25,8 @@ def deployment_options(config: AppConfig) -> dict[str, dict[str, Any]]:
     """Each deployment's Serve options: the stage's own resources (``get_deployment_options``)
     plus the deployment settings."""
     stages = {"renderer": Renderer.get_deployment_options(config.renderer),
-              "layout": LayoutDetector.get_deployment_options(config.layout),
-              "recognizer": Recognizer.get_deployment_options(config.recognizer),
+              "layout": LayoutDetector.get_deployment_options(config.layout_config()),
+              "recognizer": Recognizer.get_deployment_options(config.recognizer_config()),
               "ingress": {"ray_actor_options": {"num_cpus": config.ingress.num_cpus}}}
     return {name: {"name": name, **own, **config.deployment(name).serve_options()} for name, own in stages.items()}
 
@@ -48,7 +48,7 @@ def build_app(args: Union[None, dict, str, AppConfig] = None) -> serve.Applicati
     layout = serve.deployment(LayoutStage, **options["layout"])
     recognizer = serve.deployment(RecognizeStage, **options["recognizer"])
     ingress = serve.deployment(serve.ingress(api)(Ingress), **options["ingress"])
-    return ingress.bind(renderer.bind(config.renderer), layout.bind(config.layout),
+    return ingress.bind(renderer.bind(config.renderer), layout.bind(config.layout_config()),
                         recognizer.bind(config.recognizer_config()), config)
 
 

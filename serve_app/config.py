@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from deployments.datamodel import ErrorKind
 from deployments.layout.config import LayoutConfig
-from deployments.layout.detector import gpu_peak_gib
+from deployments.gpu_memory import MemoryPlan, MemoryPlanError, plan_card
+from deployments.layout.backends import CPU_ONLY
+from deployments.layout.detector import choose_backend, gpu_peak_gib
 from deployments.recognizer.config import RecognizerConfig
 from deployments.renderer import RendererConfig
 from serve_app.errors import UNAVAILABLE
@@ -128,16 +130,55 @@ class AppConfig(BaseModel):
     recognizer: RecognizerConfig = Field(default_factory=RecognizerConfig)
     ingress: IngressConfig = Field(default_factory=IngressConfig)
     jobs: JobsConfig = Field(default_factory=JobsConfig)
+    gpu: Optional[str] = Field(
+        None, description="The card class the config is for (8gb, 12gb, 16gb, 24gb, 32gb, 80gb, 141gb): the GPU "
+        "stages' Ray GPU fractions come from the memory plan for an idle card of that class (deployments/"
+        "gpu_memory.py) unless a stage sets num_gpus itself; the engine is still sized on the real card at start.")
     deployments: dict[Literal["ingress", "renderer", "layout", "recognizer"], DeploymentSettings] = Field(
         default_factory=dict, description="Per deployment (ingress, renderer, layout, recognizer): the Serve "
         "settings to change; the others keep their defaults.")
 
+    @model_validator(mode="after")
+    def _fits_one_card(self) -> "AppConfig":
+        """Checked at load: the card class plans (something fits it), and two GPU stages that set
+        their own fractions fit one card together."""
+        if self.gpu is not None:
+            try:
+                self.placement()
+            except MemoryPlanError as exc:
+                raise ValueError(str(exc)) from None
+        layout, recognizer = self.layout_config().num_gpus, self.recognizer_config().num_gpus
+        if layout and recognizer and layout + recognizer > 1:
+            raise ValueError(f"layout.num_gpus {layout} + recognizer.num_gpus {recognizer} > 1: the two stages of a "
+                             "card do not fit on it together; lower one, or set gpu: <card class> to take the "
+                             "memory plan's fractions")
+        return self
+
+    def placement(self) -> Optional[MemoryPlan]:
+        """The memory plan of the card class ``gpu`` (None without one): the GPU stages' Ray fractions."""
+        if self.gpu is None:
+            return None
+        return plan_card(self.gpu, gpu_peak_gib(self.layout, on_gpu=_layout_on_gpu(self.layout)))
+
+    def layout_config(self) -> LayoutConfig:
+        """The layout stage's config as its replicas get it: with ``gpu`` set and the model on a
+        GPU, its Ray GPU fraction from the memory plan unless ``layout.num_gpus`` is set."""
+        plan = self.placement()
+        if plan is None or "num_gpus" in self.layout.model_fields_set or not _layout_on_gpu(self.layout):
+            return self.layout
+        return self.layout.model_copy(update={"num_gpus": plan.layout_num_gpus})
+
     def recognizer_config(self) -> RecognizerConfig:
         """The recognizer's config as its stage receives it: the layout model's GPU peak filled in
-        (``gpu_reserved_gb``) unless set, so the engine's memory plan leaves it room on the card."""
-        if self.recognizer.gpu_reserved_gb is not None:
-            return self.recognizer
-        return self.recognizer.model_copy(update={"gpu_reserved_gb": gpu_peak_gib(self.layout)})
+        (``gpu_reserved_gb``) unless set, so the engine's memory plan leaves it room on the card;
+        with ``gpu`` set, its Ray GPU fraction from the plan unless ``recognizer.num_gpus`` is set."""
+        update: dict[str, Any] = {}
+        if self.recognizer.gpu_reserved_gb is None:
+            update["gpu_reserved_gb"] = gpu_peak_gib(self.layout_config())
+        plan = self.placement()
+        if plan is not None and "num_gpus" not in self.recognizer.model_fields_set and self.recognizer.device != "cpu":
+            update["num_gpus"] = plan.recognizer_num_gpus
+        return self.recognizer.model_copy(update=update) if update else self.recognizer
 
     def option_defaults(self, path: Literal["call", "job", "bulk"] = "call") -> "OptionDefaults":
         """What a request's options are decided over on ``path``: the stage configs' options;
@@ -187,6 +228,8 @@ def config_problems(exc: ValidationError, model: type[BaseModel]) -> str:
         if error["type"] == "extra_forbidden":
             known = _fields_at(model, error["loc"][:-1])
             lines.append(f"{where}: unknown setting{nearest(str(error['loc'][-1]), known)}")
+        elif not where:  # a check across settings: its message names them
+            lines.append(error["msg"].removeprefix("Value error, "))
         else:
             lines.append(f"{where}: {error['msg']}" + (f", got {error['input']!r}" if error["type"] != "missing" else ""))
     return "; ".join(lines)
@@ -218,3 +261,8 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
             return []
         model = kind
     return list(model.model_fields)
+
+
+def _layout_on_gpu(layout: LayoutConfig) -> bool:
+    """Whether the layout model runs on a GPU (its device is not cpu and its backend uses one)."""
+    return layout.device != "cpu" and choose_backend(layout)[0] not in CPU_ONLY

@@ -90,13 +90,14 @@ def pipeline(config: BulkConfig, app, options, items: list[dict]):
     ds = ds.flat_map(render_document, fn_kwargs={"renderer": app.renderer.model_dump(mode="json"), "options": options,
                                                  "text_layer": text_layer},
                      num_cpus=config.render_num_cpus)
-    ds = ds.map_batches(LayoutWorker, batch_size=app.layout.batch_size, batch_format="numpy",
-                        compute=ActorPoolStrategy(size=config.layout_workers), **_resources(app.layout),
-                        fn_constructor_kwargs={"layout": app.layout.model_dump(mode="json"), "options": options})
+    layout = app.layout_config()
+    ds = ds.map_batches(LayoutWorker, batch_size=layout.batch_size, batch_format="numpy",
+                        compute=ActorPoolStrategy(size=config.layout_workers), **_resources(layout),
+                        fn_constructor_kwargs={"layout": layout.model_dump(mode="json"), "options": options})
     return ds.map_batches(RecognizeWorker, batch_size=config.recognize_batch, batch_format="numpy",
                           compute=ActorPoolStrategy(size=config.recognize_workers,
                                                     max_concurrent_calls_per_actor=config.recognize_batches_in_flight),
-                          **_resources(app.recognizer),
+                          **_resources(app.recognizer_config()),
                           fn_constructor_kwargs={"recognizer": app.recognizer_config().model_dump(mode="json"), "options": options,
                                                  "retries": config.retries()})
 

@@ -24,19 +24,14 @@ def engine_args(config: RecognizerConfig, on_gpu: bool, memory_plan=None,
                 capability: Optional[tuple[int, int]] = None) -> dict:
     """AsyncEngineArgs keywords: the official recipe's flags, the memory plan, then engine_kwargs.
     ``dtype: auto`` follows the card (``capability``): bf16 from sm_80 on, fp16 before; fp32 on CPU."""
-    args = {
-        "model": config.model or HF_VLM_MODEL,
-        "dtype": resolve(config.dtype, capability if on_gpu else None),
-        "max_num_batched_tokens": 16384,
-        "enable_prefix_caching": False,
-        "mm_processor_cache_gb": 0,
-        "limit_mm_per_prompt": {"image": 1},
-        "max_model_len": 8192,
-    }
+    from deployments.gpu_memory import CPU_ARGS, DEFAULT_GPU_ARGS, RECIPE_ARGS
+
+    args = {"model": config.model or HF_VLM_MODEL, "dtype": resolve(config.dtype, capability if on_gpu else None),
+            **RECIPE_ARGS, **(DEFAULT_GPU_ARGS if on_gpu else CPU_ARGS)}
     if on_gpu and memory_plan is not None:
         args.update(memory_plan.engine_args())
     if not on_gpu:
-        args.update(enforce_eager=True, kv_cache_memory_bytes=int(config.cpu_kv_cache_gb * 2**30), max_model_len=4096)
+        args["kv_cache_memory_bytes"] = int(config.cpu_kv_cache_gb * 2**30)
     args.update(config.engine_kwargs)
     return args
 

@@ -22,8 +22,10 @@ def test_serve_config_files_validate(path):
     (application,) = serve_config["applications"]
     assert application["import_path"] == "serve_app:build_app"
     config = load_config(application["args"])
-    gpus = config.layout.num_gpus + config.recognizer.num_gpus
+    gpus = config.layout_config().num_gpus + config.recognizer_config().num_gpus
     assert gpus < 1.0  # fractions on one card leave headroom
+    if config.gpu:  # a GPU config: both stages on the card, placed by its memory plan
+        assert config.layout_config().num_gpus > 0 and config.recognizer_config().num_gpus > 0.5
 
 
 def test_defaults_and_unknown_keys():
@@ -54,3 +56,22 @@ def test_the_recognizer_reserves_the_layout_models_gpu_peak_only_when_they_share
         assert load_config({"layout": layout}).recognizer_config().gpu_reserved_gb == 0.0
     explicit = load_config({"layout": on_gpu, "recognizer": {"gpu_reserved_gb": 3.0}})
     assert explicit.recognizer_config().gpu_reserved_gb == 3.0
+
+
+def test_a_card_class_places_the_gpu_stages_from_its_memory_plan_and_a_set_fraction_wins():
+    from deployments.gpu_memory import plan_card
+
+    gpu_stages = {"layout": {"backend": "transformers", "model": "m", "device": "cuda", "batch_size": 16},
+                  "recognizer": {"engine": "vllm", "model": "v"}}
+    config = load_config({"gpu": "16gb", **gpu_stages})
+    plan = plan_card("16gb", config.recognizer_config().gpu_reserved_gb)
+    assert (config.layout_config().num_gpus, config.recognizer_config().num_gpus) == \
+        (plan.layout_num_gpus, plan.recognizer_num_gpus)
+    assert config.layout_config().num_gpus + config.recognizer_config().num_gpus <= 1
+    own = load_config({"gpu": "16gb", **gpu_stages, "recognizer": {**gpu_stages["recognizer"], "num_gpus": 0.5}})
+    assert own.recognizer_config().num_gpus == 0.5 and own.layout_config().num_gpus == plan.layout_num_gpus
+    assert load_config({"gpu": "16gb"}).layout_config().num_gpus == 0  # the lite layout model runs on CPU
+    with pytest.raises(ValueError, match="gpu: '10gb' is not a card class; use one of 8gb"):
+        load_config({"gpu": "10gb"})
+    with pytest.raises(ValueError, match=r"layout.num_gpus 0.5 \+ recognizer.num_gpus 0.9 > 1"):
+        load_config({"layout": {**gpu_stages["layout"], "num_gpus": 0.5}, "recognizer": {"num_gpus": 0.9}})
