@@ -2,9 +2,10 @@
 
     serve run serve_app:app                       # defaults: offline CPU (lite models)
     serve run configs/cpu.yaml                    # a Serve config file (see configs/)
-    serve run serve_app:build_app config=configs/app-gpu-16gb.yaml
+    serve run serve_app:build_app config=configs/gpu-16gb.yaml
 
-This is the only module that turns stage classes into Serve deployments.
+This is the only module that turns the stages' Serve classes (``deployments/serve.py``) into
+deployments, with each stage's resources from its config (GPU fractions from the placement plan).
 """
 
 from __future__ import annotations

@@ -199,15 +199,13 @@ class AppConfig(BaseModel):
 
 
 def load_config(source: Union[None, str, Path, dict, AppConfig]) -> AppConfig:
-    """An ``AppConfig`` from a YAML file path, a dict (e.g. Serve ``args``) or None (defaults)."""
+    """An ``AppConfig`` from a YAML file (a bare AppConfig or a Serve config file), a dict (e.g.
+    Serve ``args``) or None (defaults)."""
     if isinstance(source, AppConfig):
         return source
     if source is None:
         return AppConfig()
-    if isinstance(source, (str, Path)):
-        data = yaml.safe_load(Path(source).read_text()) or {}
-    else:
-        data = dict(source)
+    data = config_args(source) if isinstance(source, (str, Path)) else dict(source)
     if "config" in data and len(data) == 1 and isinstance(data["config"], str):  # serve run ... config=FILE
         return load_config(data["config"])
     try:
@@ -266,3 +264,12 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
 def _layout_on_gpu(layout: LayoutConfig) -> bool:
     """Whether the layout model runs on a GPU (its device is not cpu and its backend uses one)."""
     return layout.device != "cpu" and choose_backend(layout)[0] not in CPU_ONLY
+
+
+def config_args(path: Union[str, Path]) -> dict:
+    """The AppConfig arguments a YAML file holds: a bare AppConfig, or a Serve config file (its
+    first application's ``args``)."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if "applications" in data:
+        return data["applications"][0].get("args") or {}
+    return data

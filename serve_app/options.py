@@ -124,23 +124,16 @@ class ParseOptions(BaseModel):
             except ValidationError as exc:
                 raise OptionError(describe(exc)) from None
         _check_supported(req)
-        layout, plan, visualize = defaults.layout, defaults.plan, defaults.visualize
-        plan_options = _plan(req, plan)
-        return _build(cls, {"prompt_label": "promptLabel", "deadline_s": "deadlineSeconds"},
-                      layout=_layout(req, layout), use_layout=req.useLayoutDetection is not False,
-                      layout_shape_mode=req.layoutShapeMode, prompt_label=(req.promptLabel or "ocr").lower(),
-                      plan=plan_options, sampling=_build(SamplingOptions, _SAMPLING, **_sampling(req)),
-                      markdown=MarkdownOptions(
-                          pretty=req.prettifyMarkdown, show_formula_number=req.showFormulaNumber,
-                          format_block_content=bool(req.formatBlockContent),
-                          ignore_labels=None if req.markdownIgnoreLabels is None else tuple(req.markdownIgnoreLabels)),
-                      restructure=RestructureOptions(enabled=req.restructurePages, merge_tables=req.mergeTables,
-                                                     relevel_titles=req.relevelTitles),
-                      visualize=visualize if req.visualize is None else req.visualize,
-                      markdown_images=req.returnMarkdownImages, page_ranges=_page_ranges(req.pageRanges),
-                      deadline_s=defaults.deadline_s if req.deadlineSeconds is None else req.deadlineSeconds,
-                      text_layer=req.textLayer or "auto",
-                      orient=bool(req.useDocOrientationClassify))
+        return _build(cls, {"prompt_label": "promptLabel", "deadline_s": "deadlineSeconds"}, **_given(
+            layout=_layout(req, defaults.layout), use_layout=req.useLayoutDetection, plan=_plan(req, defaults.plan),
+            layout_shape_mode=req.layoutShapeMode, prompt_label=req.promptLabel and req.promptLabel.lower(),
+            sampling=_build(SamplingOptions, _SAMPLING, **_sampling(req)), markdown=_markdown(req),
+            restructure=RestructureOptions(**_given(enabled=req.restructurePages, merge_tables=req.mergeTables,
+                                                    relevel_titles=req.relevelTitles)),
+            visualize=defaults.visualize if req.visualize is None else req.visualize,
+            markdown_images=req.returnMarkdownImages, page_ranges=_page_ranges(req.pageRanges),
+            deadline_s=defaults.deadline_s if req.deadlineSeconds is None else req.deadlineSeconds,
+            text_layer=req.textLayer, orient=req.useDocOrientationClassify))
 
     def page_request(self, timeout_s: Optional[float] = None) -> PageRequest:
         """What the recognizer reads: planning, sampling and the page's remaining deadline."""
@@ -186,6 +179,19 @@ _PLAN = {"use_chart_recognition": "useChartRecognition", "use_seal_recognition":
          "min_pixels": "minPixels", "max_pixels": "maxPixels", "kind_pixels": "vlmExtraArgs"}
 _SAMPLING = {"temperature": "temperature", "top_p": "topP", "repetition_penalty": "repetitionPenalty",
              "max_new_tokens": "maxNewTokens"}
+
+
+def _given(**values) -> dict[str, Any]:
+    """The values a request sets (None: not sent, so the options model's own default applies: each
+    default lives in one place, the options models, not in the request model too)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _markdown(req: InferRequest) -> MarkdownOptions:
+    ignore = req.markdownIgnoreLabels
+    return MarkdownOptions(**_given(pretty=req.prettifyMarkdown, show_formula_number=req.showFormulaNumber,
+                                    format_block_content=req.formatBlockContent,
+                                    ignore_labels=None if ignore is None else tuple(ignore)))
 
 
 def _build(model, names: dict[str, str], **values):

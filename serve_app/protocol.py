@@ -11,8 +11,9 @@ from deployments.layout.options import MergeMode
 
 
 class InferRequest(BaseModel):
-    """``POST /layout-parsing`` body. Only ``file`` is required. Types only: the values are
-    checked, with messages naming the field, by ``ParseOptions.from_request``."""
+    """``POST /layout-parsing`` body. Only ``file`` is required. Types only: a field not sent is
+    None, and ``ParseOptions.from_request`` checks the values (messages naming the field) and
+    applies the defaults, which live in the options models (``serve_app/options.py``) only."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -28,7 +29,7 @@ class InferRequest(BaseModel):
     layoutNms: Optional[bool] = None
     layoutUnclipRatio: Optional[Union[float, tuple[float, float], dict[int, tuple[float, float]]]] = None
     layoutMergeBboxesMode: Optional[Union[MergeMode, dict[int, MergeMode]]] = None
-    layoutShapeMode: Literal["rect", "quad", "poly", "auto"] = "auto"
+    layoutShapeMode: Optional[Literal["rect", "quad", "poly", "auto"]] = None
     promptLabel: Optional[str] = None
     formatBlockContent: Optional[bool] = None
     repetitionPenalty: Optional[float] = None
@@ -40,13 +41,13 @@ class InferRequest(BaseModel):
     mergeLayoutBlocks: Optional[bool] = None
     markdownIgnoreLabels: Optional[list[str]] = None
     vlmExtraArgs: Optional[dict[str, Any]] = None
-    prettifyMarkdown: bool = True
-    showFormulaNumber: bool = False
-    restructurePages: bool = False
-    mergeTables: bool = True
-    relevelTitles: bool = True
+    prettifyMarkdown: Optional[bool] = None
+    showFormulaNumber: Optional[bool] = None
+    restructurePages: Optional[bool] = None
+    mergeTables: Optional[bool] = None
+    relevelTitles: Optional[bool] = None
     visualize: Optional[bool] = None
-    returnMarkdownImages: bool = True
+    returnMarkdownImages: Optional[bool] = None
     outputFormats: Optional[list[str]] = None
     logId: Optional[str] = None
     pageRanges: Optional[str] = Field(None, description="Pages to parse, 1-based: '1-3,7'.")

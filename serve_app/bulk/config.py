@@ -6,7 +6,6 @@ import argparse
 import hashlib
 import json
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -124,11 +123,6 @@ def parse_args(argv=None, description: str = "") -> BulkConfig:
 
 
 def _app_args(path: Optional[str]) -> dict:
-    if not path:
-        return {}
-    import yaml
+    from serve_app.config import config_args
 
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    if "applications" in data:  # a Serve config file: take the application's args
-        return data["applications"][0].get("args") or {}
-    return data
+    return config_args(path) if path else {}
