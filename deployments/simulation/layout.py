@@ -5,7 +5,8 @@ as the detector's processor does); the batch then takes ``costs.layout_batch_sec
 (the replica's worker thread waits; no CPU is used). A simulated detector cannot see: the boxes are
 one of four page templates (one column; two columns; text with a table; text with formulas), each
 with ~15 blocks, chosen by a hash of the page, scaled to the page; a load test cares about their
-number and sizes, not their truth. Config: ``layout.simulated_gpu``.
+number and sizes, not their truth. Config: ``layout.simulated_gpu``; ``layout.simulated_faults``
+makes the model raise on a blank page (a layout failure on demand).
 """
 
 from __future__ import annotations
@@ -45,11 +46,13 @@ class SimulatedLayout:
     simulated = True
 
     def __init__(self, config, device: str):
-        self.profile_name = config.simulated_gpu
+        self.profile_name, self.faults = config.simulated_gpu, config.simulated_faults
         self.profile = P.PROFILES[config.simulated_gpu]
 
     def predict(self, images: list[np.ndarray], score_floor: float) -> list[np.ndarray]:
         for image in images:
+            if self.faults and image.min() == 255:
+                raise RuntimeError("the simulated layout model fails on a blank page (layout.simulated_faults)")
             preprocess(image)
         time.sleep(layout_batch_seconds(self.profile, len(images)))
         return [boxes_for(image) for image in images]

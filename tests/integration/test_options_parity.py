@@ -125,3 +125,47 @@ def test_same_options_same_bytes_over_http_and_in_bulk(case, parity_url, app_con
     if case == "seal":  # the seal's text is read and kept
         assert settings["use_seal_recognition"] is True
         assert all(FIXED_ANSWER in m for m in row["markdown"])
+
+
+def failing_pages_pdf() -> bytes:
+    """A text page, a blank page (the simulated layout model fails on it), a page too large to
+    render at any allowed scale, a text page."""
+    import pymupdf
+
+    book = pymupdf.open()
+    with pymupdf.open(stream=text_pdf(1, "Parity page one: words to read."), filetype="pdf") as first:
+        book.insert_pdf(first)
+    book.new_page()
+    book.new_page(width=14000, height=14000)
+    with pymupdf.open(stream=text_pdf(1, "Parity page four: words to read."), filetype="pdf") as last:
+        book.insert_pdf(last)
+    return book.tobytes()
+
+
+@pytest.fixture(scope="module")
+def faulty_config(tiny_vlm_fixed) -> dict:
+    return {"renderer": {"max_page_pixels": 5_000_000}, "layout": {"backend": "simulated", "simulated_faults": True},
+            "recognizer": {"engine": "transformers", "model": str(tiny_vlm_fixed), "dtype": "float32"}}
+
+
+def test_a_failing_page_fails_alike_over_http_and_in_bulk(ray_session, faulty_config, tmp_path):
+    """One vocabulary: a page the renderer cannot render and a page the layout model fails on get the
+    same error kind and message on both paths, and the other pages the same bytes."""
+    from ray import serve
+
+    from serve_app import build_app
+
+    serve.run(build_app({**faulty_config, "name": "faults", "route_prefix": "/faults"}), name="faults",
+              route_prefix="/faults")
+    try:
+        entries = over_http(ray_session + "/faults", failing_pages_pdf(), {})
+    finally:
+        serve.delete("faults")
+    row = through_bulk(tmp_path, faulty_config, failing_pages_pdf(), {})
+    errors = [(e["error"]["kind"], e["error"]["message"]) if "error" in e else None for e in entries]
+    assert [e and e[0] for e in errors] == [None, "layout_failed", "page_too_large", None]
+    assert [e and e[1].split(":")[0] for e in errors][1] == "page 2"
+    assert row["status"] == "partial" and row["page_status"] == [e["status"] for e in entries]
+    assert row["page_error_kinds"] == [e[0] if e else "" for e in errors]
+    assert row["page_errors"] == [f"{e[0]}: {e[1]}" if e else "" for e in errors]
+    assert row["markdown"][0] == entries[0]["markdown"]["text"] and row["markdown"][3] == entries[3]["markdown"]["text"]
