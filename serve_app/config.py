@@ -16,7 +16,7 @@ from deployments.layout.backends import CPU_ONLY
 from deployments.layout.detector import choose_backend, gpu_peak_gib
 from deployments.recognizer.config import RecognizerConfig
 from deployments.renderer import RendererConfig
-from serve_app.errors import UNAVAILABLE
+from serve_app.errors import UNAVAILABLE, nearest
 
 if TYPE_CHECKING:
     from serve_app.options import OptionDefaults
@@ -231,14 +231,6 @@ def config_problems(exc: ValidationError, model: type[BaseModel]) -> str:
         else:
             lines.append(f"{where}: {error['msg']}" + (f", got {error['input']!r}" if error["type"] != "missing" else ""))
     return "; ".join(lines)
-
-
-def nearest(name: str, known: list[str]) -> str:
-    """``; did you mean 'x'?`` (or the valid names) for an unknown ``name``."""
-    import difflib
-
-    match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f"; did you mean {match[0]!r}?" if match else f"; valid: {', '.join(sorted(known))}"
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

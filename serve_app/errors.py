@@ -120,3 +120,11 @@ def lost_pages_error(lost: list[int], total: int, retries: int) -> ServiceError:
     """Pages lost with an unavailable stage through the retries (503): the document again, later."""
     return ServiceError(503, f"{len(lost)} of {total} pages (first: page {lost[0] + 1}) were lost with a stopped or "
                         f"full stage replica after {retries} retries; retry the document", RETRY_SOON_S)
+
+
+def nearest(name: str, known: list[str]) -> str:
+    """``; did you mean 'x'?`` (or the valid names) for an unknown setting or option ``name``."""
+    import difflib
+
+    match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else f"; valid: {', '.join(sorted(known))}"

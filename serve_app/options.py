@@ -20,7 +20,7 @@ from deployments.recognizer.recognizer import PageRequest, SamplingOptions, Text
 from deployments.orientation import UNAVAILABLE as ORIENTATION_UNAVAILABLE
 from deployments.orientation import available as orientation_available
 from deployments.renderer import check_page_ranges
-from serve_app.errors import ServiceError
+from serve_app.errors import ServiceError, nearest
 from serve_app.protocol import InferRequest
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
@@ -114,8 +114,6 @@ class ParseOptions(BaseModel):
         fields are ignored as the official API does, a typo there is an error."""
         defaults = defaults or OptionDefaults()
         if isinstance(req, dict):
-            from serve_app.config import nearest
-
             for name in req:
                 if name not in InferRequest.model_fields:
                     raise OptionError(f"{name}: not an option of the request{nearest(name, list(InferRequest.model_fields))}")
