@@ -97,6 +97,18 @@ def page_error(exc: BaseException, stage: Stage, page_index: int) -> PageError:
     return PageError(stage, kind, f"{where} failed in the {stage} stage: {name}: {exc}")
 
 
+def document_error(exc: BaseException) -> PageError:
+    """Why a whole document failed before any page ran (a bulk job's row; the HTTP paths answer
+    ``service_error`` instead): the input's own problem, its page count, or the renderer's failure."""
+    from deployments.renderer import InputError
+
+    if isinstance(exc, InputError):
+        return PageError(Stage.RENDER, exc.kind, str(exc))
+    if isinstance(exc, TooManyPages):
+        return PageError(Stage.RENDER, ErrorKind.TOO_MANY_PAGES, exc.message)
+    return PageError(Stage.RENDER, classify(exc, Stage.RENDER), f"{type(exc).__name__}: {exc}")
+
+
 def service_error(exc: BaseException) -> ServiceError:
     """The answer for an exception that ends a request: our own (options, files, limits, the stages'
     availability, deadlines), the document's input errors (422), anything else 500."""

@@ -23,7 +23,7 @@ from deployments.datamodel import ErrorKind, PageError, Stage
 from serve_app.assemble import PageText
 from serve_app.bulk.io import read_source
 from serve_app.bulk.items import DocumentDone, DocumentTask, Item, PageTask, decode, encode, to_row
-from serve_app.errors import ServiceError, classify
+from serve_app.errors import ServiceError, document_error
 from serve_app.options import ParseOptions
 from serve_app.pipeline import Retries, layout_input, recognize_with_retries, select_pages
 
@@ -66,8 +66,6 @@ class RenderWorker:
         self.text_layer = text_layer
 
     def pages(self, row: dict) -> Iterator[Item]:
-        from deployments.renderer import InputError
-
         doc = DocumentTask(str(row["source"]), started=time.time())
         data, done = _read(row, doc)
         if done is not None:
@@ -76,11 +74,8 @@ class RenderWorker:
         try:
             info = self.renderer.inspect(data)
             indices = select_pages(info, self.options)
-        except InputError as exc:
-            yield DocumentDone(doc, PageError(Stage.RENDER, exc.kind, str(exc)))
-            return
         except Exception as exc:  # noqa: BLE001 - this document fails, nothing else
-            yield DocumentDone(doc, PageError(Stage.RENDER, classify(exc, Stage.RENDER), f"{type(exc).__name__}: {exc}"))
+            yield DocumentDone(doc, document_error(exc))
             return
         doc.pages = len(indices)
         for page in self.renderer.render_pages(data, doc.doc_id[:16], info.kind, indices, info.page_count,

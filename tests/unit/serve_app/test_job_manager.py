@@ -210,3 +210,22 @@ def test_a_bad_document_fails_its_job_with_the_sync_status(tmp_path):
 
     status, body = asyncio.run(go())
     assert status["status"] == "failed" and body["errorCode"] == 422 and "outside 1-2" in body["errorMsg"]
+
+
+def test_pages_lost_with_a_replica_make_the_job_run_again_for_them_not_fail(tmp_path, monkeypatch):
+    """The lost-page rule of every HTTP path: a page lost with a stage replica is never a page
+    result. A job, which has time, runs again for the pages not saved (here after no wait)."""
+    from test_pipeline import Flaky
+
+    monkeypatch.setattr("serve_app.jobs.runner.RETRY_LATER_S", 0)
+    config = AppConfig(jobs={"store": str(tmp_path / "jobs")}, ingress={"page_retries": 1, "retry_backoff_s": [0.0]})
+    flaky = Flaky("recognize", times=3)  # one page lost through its 2 tries, then a try that works
+    m = JobManager(None, None, None, config, clock=Clock(), stages=flaky(stages(config)))
+
+    async def go():
+        job = await m.submit(decided({"visualize": False}), text_pdf(2), "pdf", "", None)
+        return await until_finished(m, job["jobId"])
+
+    status = asyncio.run(go())
+    assert (status["status"], status["pagesDone"], status["failedPages"]) == ("done", 2, [])
+    assert flaky.left == 0
