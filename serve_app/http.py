@@ -1,4 +1,5 @@
-"""The FastAPI app every route is declared on, the error envelope and the error type of the routes."""
+"""The FastAPI app every route is declared on, and the answers it sends: an envelope (a result or a
+``ServiceError``), and a long result in pieces."""
 
 from __future__ import annotations
 

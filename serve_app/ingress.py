@@ -1,5 +1,5 @@
-"""HTTP routes only: HTTP ⇄ protocol models, the envelope, status codes. Logic lives in
-``parser.py``; the Serve deployment is made in ``app.py``."""
+"""HTTP routes only: HTTP ⇄ protocol models, the envelope, status codes. A document's life is the
+pipeline's (``serve_app/pipeline``); the Serve deployment is made in ``app.py``."""
 
 from __future__ import annotations
 
