@@ -133,4 +133,4 @@ def test_a_job_finishes_on_another_node_when_the_managers_node_is_lost(app, ray_
     poll(client, job_id, lambda s: s["pagesDone"] >= 2)
     ray_cluster.kill_node(node)
     status = check_every_page_once(client, job_id, 12)
-    assert status["resumedAfterRestart"] == 1 and where(manager) != node_id
+    assert status["resumedAfterRestart"] >= 1 and where(manager) != node_id  # restarted once, or again while the node died
