@@ -7,6 +7,7 @@ submission repeated after the manager died in it is still one job."""
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import httpx
@@ -39,8 +40,6 @@ def app(ray_session, tmp_path_factory):
 
 def stop_manager(config) -> None:
     """The manager gone for good, and its name free (bounded by count)."""
-    import time
-
     import ray
 
     from serve_app.jobs.manager import actor_name
@@ -74,8 +73,6 @@ def run_job(client, pages: int) -> str:
 
 def poll(client, job_id: str, until, polls: int = 1200) -> dict:
     """The job's status until ``until(status)``; a restarting manager (503) is waited out by count."""
-    import time
-
     for _ in range(polls):
         response = client.get(f"/jobs/{job_id}")
         if response.status_code == 200 and until(response.json()["result"]):
@@ -119,12 +116,21 @@ def test_a_job_finishes_on_another_node_when_the_managers_node_is_lost(app, ray_
     config, client = app
     node = ray_cluster.add_node("jobs-node", cpus=1, resources={"jobs_node": 1})
     node_id = next(n["node_id"] for n in ray_cluster.nodes() if "jobs_node" in n["resources_total"])
-    manager = start_manager(config, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=True))
-    where = lambda: ray.get(manager.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id()),  # noqa: E731
-                            timeout=300)
-    assert where() == node_id
+    for _ in range(240):  # the scheduler's view of the new node can lag the node list (bounded by count)
+        if ray.available_resources().get("jobs_node"):
+            break
+        time.sleep(0.5)
+
+    def where(manager):
+        return ray.get(manager.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id()), timeout=300)
+
+    for _ in range(5):  # soft affinity: the scheduler may still place it elsewhere; then place it again
+        manager = start_manager(config, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=True))
+        if where(manager) == node_id:
+            break
+    assert where(manager) == node_id
     job_id = run_job(client, 12)
     poll(client, job_id, lambda s: s["pagesDone"] >= 2)
     ray_cluster.kill_node(node)
     status = check_every_page_once(client, job_id, 12)
-    assert status["resumedAfterRestart"] == 1 and where() != node_id
+    assert status["resumedAfterRestart"] >= 1 and where(manager) != node_id  # restarted once, or again while the node died
