@@ -48,9 +48,10 @@ class LayoutConfig(BaseModel):
     num_cpus: float = Field(0.5, gt=0, description="Ray CPUs per replica.")
     cpu_workers: Optional[int] = cpu_workers_field()
     simulated_gpu: GpuProfileName = simulated_gpu_field()
-    simulated_faults: bool = Field(
-        False, description="Simulated backend only: the model raises on a blank (all-white) page, a layout "
-        "failure on demand, for fault tests on every path.")
+    simulated_faults: Optional[str] = Field(
+        None, description="Simulated backend only, faults on demand for tests of every path: a folder. The "
+        "model raises on a blank (all-white) page (a layout failure), and its process kills itself (SIGKILL, a "
+        "lost replica) on an all-black page the first time that page is seen; the folder remembers the pages.")
     options: LayoutOptions = Field(default_factory=LayoutOptions, description="Default post-processing options.")
 
     @property

@@ -5,14 +5,18 @@ as the detector's processor does); the batch then takes ``costs.layout_batch_sec
 (the replica's worker thread waits; no CPU is used). A simulated detector cannot see: the boxes are
 one of four page templates (one column; two columns; text with a table; text with formulas), each
 with ~15 blocks, chosen by a hash of the page, scaled to the page; a load test cares about their
-number and sizes, not their truth. Config: ``layout.simulated_gpu``; ``layout.simulated_faults``
-makes the model raise on a blank page (a layout failure on demand).
+number and sizes, not their truth. Config: ``layout.simulated_gpu``; ``layout.simulated_faults`` (a
+folder) makes the model raise on a blank page (a layout failure on demand) and kill its own process
+once on an all-black page (a lost replica on demand).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -51,11 +55,26 @@ class SimulatedLayout:
 
     def predict(self, images: list[np.ndarray], score_floor: float) -> list[np.ndarray]:
         for image in images:
-            if self.faults and image.min() == 255:
-                raise RuntimeError("the simulated layout model fails on a blank page (layout.simulated_faults)")
+            if self.faults:
+                _fault(image, Path(self.faults))
             preprocess(image)
         time.sleep(layout_batch_seconds(self.profile, len(images)))
         return [boxes_for(image) for image in images]
+
+
+def _fault(image: np.ndarray, folder: Path) -> None:
+    if image.min() == 255:
+        raise RuntimeError("the simulated layout model fails on a blank page (layout.simulated_faults)")
+    if image.max() == 0:
+        seen = folder / f"lost-replica-{_page_hash(image):08x}"
+        if not seen.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            seen.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _page_hash(image: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(image[::32, ::32]).tobytes())
 
 
 def preprocess(image: np.ndarray) -> np.ndarray:
@@ -68,7 +87,7 @@ def preprocess(image: np.ndarray) -> np.ndarray:
 def boxes_for(image: np.ndarray) -> np.ndarray:
     """Rows ``[cls, score, x1, y1, x2, y2, order]`` of the page's template, in page pixels."""
     height, width = image.shape[:2]
-    template = TEMPLATES[zlib.crc32(np.ascontiguousarray(image[::32, ::32]).tobytes()) % len(TEMPLATES)]
+    template = TEMPLATES[_page_hash(image) % len(TEMPLATES)]
     rows = [[PP_DOCLAYOUT_V2_LABELS.index(label), 0.95, x1 * width, y1 * height, x2 * width, y2 * height, order]
             for order, (label, x1, y1, x2, y2) in enumerate(template, 1)]
     return np.asarray(rows, dtype=np.float64)

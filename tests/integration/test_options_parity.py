@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import httpx
 import pyarrow.parquet as pq
@@ -129,7 +130,8 @@ def test_same_options_same_bytes_over_http_and_in_bulk(case, parity_url, app_con
 
 def failing_pages_pdf() -> bytes:
     """A text page, a blank page (the simulated layout model fails on it), a page too large to
-    render at any allowed scale, a text page."""
+    render at any allowed scale, an all-black page (the simulated layout replica dies on it the
+    first time), a text page."""
     import pymupdf
 
     book = pymupdf.open()
@@ -137,35 +139,43 @@ def failing_pages_pdf() -> bytes:
         book.insert_pdf(first)
     book.new_page()
     book.new_page(width=14000, height=14000)
-    with pymupdf.open(stream=text_pdf(1, "Parity page four: words to read."), filetype="pdf") as last:
+    black = book.new_page()
+    black.draw_rect(black.rect + (-10, -10, 10, 10), color=(0, 0, 0), fill=(0, 0, 0))
+    with pymupdf.open(stream=text_pdf(1, "Parity page five: words to read."), filetype="pdf") as last:
         book.insert_pdf(last)
     return book.tobytes()
 
 
-@pytest.fixture(scope="module")
-def faulty_config(tiny_vlm_fixed) -> dict:
-    return {"renderer": {"max_page_pixels": 5_000_000}, "layout": {"backend": "simulated", "simulated_faults": True},
+def faulty_config(tiny_vlm_fixed, faults: Path) -> dict:
+    return {"renderer": {"max_page_pixels": 5_000_000},
+            "layout": {"backend": "simulated", "simulated_faults": str(faults)},
             "recognizer": {"engine": "transformers", "model": str(tiny_vlm_fixed), "dtype": "float32"}}
 
 
-def test_a_failing_page_fails_alike_over_http_and_in_bulk(ray_session, faulty_config, tmp_path):
+def test_a_failing_page_fails_alike_over_http_and_in_bulk(ray_session, tiny_vlm_fixed, tmp_path):
     """One vocabulary: a page the renderer cannot render and a page the layout model fails on get the
-    same error kind and message on both paths, and the other pages the same bytes."""
+    same error kind and message on both paths, and the other pages the same bytes; a page whose
+    layout replica dies under it is parsed again on both (Serve: the pipeline's retries on a
+    restarted replica; bulk: Ray Data's on a restarted actor) and gives the same bytes."""
     from ray import serve
 
     from serve_app import build_app
 
-    serve.run(build_app({**faulty_config, "name": "faults", "route_prefix": "/faults"}), name="faults",
+    over_serve = faulty_config(tiny_vlm_fixed, tmp_path / "serve-faults")
+    serve.run(build_app({**over_serve, "name": "faults", "route_prefix": "/faults"}), name="faults",
               route_prefix="/faults")
     try:
         entries = over_http(ray_session + "/faults", failing_pages_pdf(), {})
     finally:
         serve.delete("faults")
-    row = through_bulk(tmp_path, faulty_config, failing_pages_pdf(), {})
+    row = through_bulk(tmp_path, faulty_config(tiny_vlm_fixed, tmp_path / "bulk-faults"), failing_pages_pdf(), {})
+    for path in ("serve-faults", "bulk-faults"):  # the replica died on the black page on both paths
+        assert len(list((tmp_path / path).glob("lost-replica-*"))) == 1, path
     errors = [(e["error"]["kind"], e["error"]["message"]) if "error" in e else None for e in entries]
-    assert [e and e[0] for e in errors] == [None, "layout_failed", "page_too_large", None]
+    assert [e and e[0] for e in errors] == [None, "layout_failed", "page_too_large", None, None]
     assert [e and e[1].split(":")[0] for e in errors][1] == "page 2"
     assert row["status"] == "partial" and row["page_status"] == [e["status"] for e in entries]
     assert row["page_error_kinds"] == [e[0] if e else "" for e in errors]
     assert row["page_errors"] == [f"{e[0]}: {e[1]}" if e else "" for e in errors]
-    assert row["markdown"][0] == entries[0]["markdown"]["text"] and row["markdown"][3] == entries[3]["markdown"]["text"]
+    for page in (0, 3, 4):
+        assert row["markdown"][page] == entries[page]["markdown"]["text"]

@@ -190,3 +190,28 @@ def test_simulated_layout_gives_template_boxes_in_page_pixels():
     for r in rows:
         assert (r[:, 2] >= 0).all() and (r[:, 4] <= 800).all() and (r[:, 5] <= 1000).all()
         assert list(r[:, 6]) == list(range(1, len(r) + 1)) and all(13 <= len(t) <= 15 for t in TEMPLATES)
+
+
+def _predict_in_a_child(faults: str, value: int) -> None:
+    from deployments.layout.config import LayoutConfig
+
+    layout = SimulatedLayout(LayoutConfig(backend="simulated", simulated_faults=faults), "cpu")
+    layout.predict([np.full((100, 80, 3), value, np.uint8)], 0.5)
+
+
+def test_simulated_faults_fail_a_blank_page_and_kill_the_process_once_on_a_black_one(tmp_path):
+    import multiprocessing
+
+    from deployments.layout.config import LayoutConfig
+
+    layout = SimulatedLayout(LayoutConfig(backend="simulated", simulated_faults=str(tmp_path)), "cpu")
+    with pytest.raises(RuntimeError, match="blank page"):
+        layout.predict([np.full((100, 80, 3), 255, np.uint8)], 0.5)
+    context = multiprocessing.get_context("spawn")
+    exit_codes = []
+    for _ in range(2):  # the first process dies on the black page, the next one parses it
+        child = context.Process(target=_predict_in_a_child, args=(str(tmp_path), 0))
+        child.start()
+        child.join(timeout=120)
+        exit_codes.append(child.exitcode)
+    assert exit_codes == [-9, 0] and len(list(tmp_path.glob("lost-replica-*"))) == 1
