@@ -332,5 +332,7 @@ def test_bulk_serve_worker_sends_documents_to_the_running_application(base_url, 
     two = rows[sources[0]]
     assert two["status"] == "ok" and two["page_count"] == 2 and "page 2:" in two["markdown"][1]
     assert json.loads(two["pruned_result"][0])["parsing_res_list"]
-    assert rows[sources[1]]["status"] == "failed" and rows[sources[1]]["error_kind"] == "http_422"
+    bad = rows[sources[1]]
+    assert bad["status"] == "failed" and bad["error_kind"] == "server_refused"
+    assert bad["error"].startswith("HTTP 422: ")
     assert rows[sources[2]]["error_kind"] == "unreadable_source"
