@@ -15,7 +15,8 @@ Steps, in the order a Serve deployment on one card meets them:
 5. Room left on the card, against the layout's peak: could a layout replica restart beside the engine?
 
 Writes ``benchmarks/results/gpu_smoke.json``. On a machine without a GPU it stops with NVML's reason
-(``--allow-cpu`` runs the same steps on CPU with tiny checkpoints, to check the script itself).
+(``--allow-cpu`` runs the same steps on CPU, with tiny checkpoints it builds unless the model options
+name others, to check the script itself).
 """
 
 from __future__ import annotations
@@ -91,6 +92,14 @@ def main(argv=None) -> int:
             print(f"gpu_smoke: {exc}", file=sys.stderr)
             return 2
         card = None
+        if not (args.layout_model and args.vlm_model):  # the script's check: tiny checkpoints built here
+            import tempfile
+
+            from devtools.tiny_models import build_tiny_layout_transformers, build_tiny_vlm
+
+            tiny = Path(tempfile.mkdtemp(prefix="gpu-smoke-"))
+            args.layout_model = args.layout_model or str(build_tiny_layout_transformers(tiny / "layout"))
+            args.vlm_model = args.vlm_model or str(build_tiny_vlm(tiny / "vlm"))
     config = app_config(args.config, args.layout_model, args.vlm_model, cpu=card is None)
     report: dict = {"config": args.config, "card": None if card is None else
                     {"name": card.name, "total_gib": round(card.total_gib, 2), "free_gib": round(card.free_gib, 2),

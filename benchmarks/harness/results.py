@@ -26,12 +26,13 @@ def machine() -> dict:
 
 
 def commit() -> str:
-    """The commit the run measured (``+dirty`` with uncommitted changes)."""
+    """The commit the run measured (``+dirty`` with uncommitted changes outside ``results/``, whose
+    files earlier runs of the same session rewrite)."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
     head = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results") else "")
 
 
 def write(name: str, report: dict, label: str) -> Path:
