@@ -43,7 +43,9 @@ class InProcess:
 
     async def parse(self, data: bytes, options: Optional[ParseOptions] = None, kind: Optional[str] = None,
                     log_id: str = "bench") -> ParsedDocument:
-        options = options or ParseOptions.from_request({}, self.config.option_defaults("job"))
+        """``options`` by default: the config's, with no output images (a bulk job's defaults; the
+        HTTP scenarios send ``visualize: false`` too)."""
+        options = options or ParseOptions.from_request({}, self.config.option_defaults("bulk"))
         return await self.pipeline.parse(data, kind, options, log_id)
 
 
