@@ -135,6 +135,8 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=10000)
     parser.add_argument("--profile", default="rtx5090")
     args = parser.parse_args()
+    if args.pages <= 1000:
+        parser.error("--pages must be above 1,000: the large run is compared with a 1,000-page one")
     tmp, app = Path(tempfile.mkdtemp(prefix="bulk-long-")), app_config("simulated", profile=args.profile)
     start_ray()
     import ray

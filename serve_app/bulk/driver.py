@@ -35,6 +35,13 @@ def run(config: BulkConfig, stop: Optional[GracefulStop] = None) -> int:
     stop, fingerprint = stop or GracefulStop(), config.fingerprint()
     output = Output(config.output, config.markdown_files, config.jsonl)
     output.claim()
+    try:
+        return _run(config, app, options, fingerprint, output, stop)
+    finally:
+        output.release()
+
+
+def _run(config: BulkConfig, app, options, fingerprint: str, output: Output, stop: GracefulStop) -> int:
     progress, status = Progress(0, 0, config.progress_every_s), "ok"
     try:
         items, progress = _resume(config, output, fingerprint, stop)

@@ -90,7 +90,13 @@ class Output:
                              "ends (ray job status) or stop it, then submit again") from None
         os.ftruncate(handle, 0)
         os.write(handle, f"{os.getpid()} on {os.uname().nodename}\n".encode())
-        self._lock = handle  # held until the process exits
+        self._lock = handle  # held until ``release`` or the process exits
+
+    def release(self) -> None:
+        """The end of this run's claim (another run in this process, or another process, may write)."""
+        handle, self._lock = getattr(self, "_lock", None), None
+        if handle is not None:
+            os.close(handle)  # closing the descriptor drops the flock
 
     def commit(self, row: dict) -> None:
         """One finished document, durably (written, synced on a local disk, then renamed into

@@ -109,6 +109,16 @@ def test_one_writer_per_output_and_the_lock_goes_with_its_process(tmp_path):
     Output(str(tmp_path)).claim()  # a SIGKILLed holder leaves no lock behind
 
 
+def test_a_run_that_ends_releases_its_output_to_the_next_run_in_the_same_process(tmp_path):
+    first = Output(str(tmp_path))
+    first.claim()
+    with pytest.raises(SystemExit, match="another bulk run"):
+        Output(str(tmp_path)).claim()  # two runs at once in one process are refused too
+    first.release()
+    first.release()  # twice is harmless
+    Output(str(tmp_path)).claim()
+
+
 def test_a_stop_signal_waits_for_the_step_under_way_and_is_ignored_once_stopping():
     stop, previous = GracefulStop(), signal.getsignal(signal.SIGTERM)
     stop.install()
