@@ -70,6 +70,7 @@ class Output:
         self.markdown_files, self.jsonl = markdown_files, jsonl
         self.pending = f"{self.path}/_pending"
         self.in_shards: set[tuple[str, str]] = set()  # rows this Output put in shards
+        self._lock: int | None = None  # the claim's descriptor (``claim``/``release``)
 
     def claim(self) -> None:
         """This run is the only writer of the output (on a local or mounted disk: a lock the kernel
@@ -94,7 +95,7 @@ class Output:
 
     def release(self) -> None:
         """The end of this run's claim (another run in this process, or another process, may write)."""
-        handle, self._lock = getattr(self, "_lock", None), None
+        handle, self._lock = self._lock, None
         if handle is not None:
             os.close(handle)  # closing the descriptor drops the flock
 
