@@ -57,7 +57,9 @@ class LayoutBox:
     """A post-processed layout detection, as in ``layout_det_res.boxes``.
 
     ``order`` is the 1-based reading-order index among boxes whose label is not in
-    ``SKIP_ORDER_LABELS`` (None for those), exactly as PaddleX reports it.
+    ``SKIP_ORDER_LABELS`` (None for those), exactly as PaddleX reports it. ``polygon_points`` is
+    the region's outline (float32, N x 2, page pixels) from a mask model (PP-DocLayoutV3) under a
+    ``layoutShapeMode`` other than ``rect``; None otherwise.
     """
 
     cls_id: int
@@ -65,15 +67,24 @@ class LayoutBox:
     score: float
     coordinate: BBox
     order: Optional[int] = None
+    polygon_points: Optional[np.ndarray] = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "cls_id": self.cls_id,
             "label": self.label,
             "score": self.score,
             "coordinate": list(self.coordinate),
             "order": self.order,
         }
+        if self.polygon_points is not None:
+            data["polygon_points"] = polygon_json(self.polygon_points)
+        return data
+
+
+def polygon_json(points) -> list[list[float]]:
+    """Polygon points as PaddleX writes them (its JSON converts numpy arrays with ``tolist``)."""
+    return points.tolist() if isinstance(points, np.ndarray) else [list(p) for p in points]
 
 
 @dataclass(slots=True)
@@ -96,6 +107,8 @@ class Block:
     figure_token_map: dict[str, str] = field(default_factory=dict)
     crop: Optional[np.ndarray] = None  # original crop, kept for image-like blocks
     warning: Optional[str] = None  # set when a guard changed or skipped the block
+    #: The layout polygon the crop was masked with (outside it is white), None for rectangles.
+    polygon_points: Optional[np.ndarray] = None
 
     @property
     def needs_model(self) -> bool:
@@ -120,6 +133,8 @@ class BlockResult:
     global_block_id: Optional[int] = None
     global_group_id: Optional[int] = None
     title_level: Optional[int] = None
+    #: The block's layout polygon (``block_polygon_points``), None for rectangles.
+    polygon_points: Optional[np.ndarray] = None
 
 
 class PageStatus(str, Enum):

@@ -71,6 +71,33 @@ def random_layout(rng: random.Random, width: int, height: int) -> list[LayoutBox
     return boxes
 
 
+def with_polygons(rng: random.Random, boxes: list[LayoutBox], mode: str) -> list[LayoutBox]:
+    """The boxes as PP-DocLayoutV3's post-processing gives them under ``mode``: rect → no polygons;
+    otherwise every box has one (float32, page pixels): its rectangle, a quad turned a few degrees,
+    or a polygon with a notch cut out, drawn inside the box and sometimes past its edge."""
+    import cv2
+
+    from deployments.layout.polygons import rect_from_box
+
+    if mode == "rect":
+        return boxes
+    out = []
+    for box in boxes:
+        x1, y1, x2, y2 = box.coordinate
+        w, h = x2 - x1, y2 - y1
+        kind = rng.choice(["rect", "quad", "notch", "rect"] if mode != "quad" else ["rect", "quad"])
+        if kind == "quad":
+            points = cv2.boxPoints(((x1 + w / 2, y1 + h / 2), (w * 0.95, h * 0.9), rng.uniform(-8, 8)))
+        elif kind == "notch":
+            cx, cy = x1 + w * rng.uniform(0.3, 0.7), y1 + h * rng.uniform(0.3, 0.7)
+            points = np.array([[x1, y1], [x2, y1], [x2, cy], [cx, cy], [cx, y2 + rng.choice([0, 3])], [x1, y2]])
+        else:
+            points = rect_from_box(box.coordinate)
+        out.append(LayoutBox(box.cls_id, box.label, box.score, box.coordinate, box.order,
+                             np.asarray(points, dtype=np.float32)))
+    return out
+
+
 def random_otsl(rng: random.Random) -> str:
     tags = ["<fcel>", "<fcel>", "<fcel>", "<ecel>", "<lcel>", "<ucel>", "<xcel>", "<nl>"]
     parts = []

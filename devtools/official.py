@@ -24,7 +24,7 @@ from deployments.labels import V1_MARKDOWN_IGNORE_LABELS
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.planning import plan_page
 from deployments.recognizer.results import build_page_result
-from devtools.generators import answer_for, random_layout, synthetic_page
+from devtools.generators import answer_for, random_layout, synthetic_page, with_polygons
 
 __all__ = [
     "LayoutAnalysisProcess", "update_order_index", "SKIP_ORDER_LABELS", "uilts", "gather_imgs",
@@ -83,17 +83,19 @@ def request_key(query, rgb, lo, hi):
     return (query, lo, hi, rgb.shape, hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).hexdigest())
 
 
-def scenario(seed: int):
+def scenario(seed: int, shape_mode: str = "rect"):
+    """A page, its boxes (with polygons as PP-DocLayoutV3 gives them unless ``shape_mode`` is
+    rect), the model settings and pixel options of one generated case."""
     rng = random.Random(seed)
     page = synthetic_page(rng, rng.choice([500, 600, 800]), rng.choice([700, 800]))
-    boxes = random_layout(rng, page.shape[1], page.shape[0])
+    boxes = with_polygons(rng, random_layout(rng, page.shape[1], page.shape[0]), shape_mode)
     settings = {
         "use_doc_preprocessor": False, "use_layout_detection": True,
         "use_chart_recognition": rng.random() < 0.4, "use_seal_recognition": rng.random() < 0.3,
         "use_ocr_for_image_block": rng.random() < 0.2, "format_block_content": rng.random() < 0.3,
         "merge_layout_blocks": rng.random() < 0.8,
         "markdown_ignore_labels": rng.choice([list(V1_MARKDOWN_IGNORE_LABELS), [], ["text", "table"]]),
-        "return_layout_polygon_points": True,
+        "return_layout_polygon_points": shape_mode != "rect",
     }
     pixels = rng.choice([{}, {"min_pixels": 147384, "max_pixels": 2822400}, {"table_max_pixels": 2000000}])
     return rng, page, boxes, settings, pixels
@@ -117,14 +119,16 @@ def ours_page(page, boxes, settings, pixels):
 def official_page(page, boxes, settings, pixels):
     bgr = np.ascontiguousarray(page[..., ::-1])
     dicts = [{"cls_id": b.cls_id, "label": b.label, "score": b.score, "coordinate": list(b.coordinate),
-              "order": b.order} for b in boxes]
+              "order": b.order, **({} if b.polygon_points is None else {"polygon_points": b.polygon_points})}
+             for b in boxes]
     pipe = official_pipeline(answer_for)
     imgs_in_doc = gather_imgs(bgr, dicts)
     parsing, _, spotting, imgs = pipe.get_layout_parsing_results(
         images=[bgr], layout_det_results=[{"boxes": dicts}], imgs_in_doc=[imgs_in_doc],
         use_chart_recognition=settings["use_chart_recognition"], use_seal_recognition=settings["use_seal_recognition"],
         use_ocr_for_image_block=settings["use_ocr_for_image_block"], vlm_kwargs=dict(pixels),
-        merge_layout_blocks=settings["merge_layout_blocks"], layout_shape_mode="auto")
+        merge_layout_blocks=settings["merge_layout_blocks"],
+        layout_shape_mode="auto" if settings["return_layout_polygon_points"] else "rect")
     calls = [request_key(c["query"], c["image"], c["min_pixels"], c["max_pixels"]) for c in pipe.vl_rec_model.calls]
     result = official_result({
         "input_path": None, "page_index": 0, "page_count": None, "width": page.shape[1], "height": page.shape[0],

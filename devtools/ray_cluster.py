@@ -19,14 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from serve_app.launch import PROXY_CALLBACK  # the proxy's answer for a lost API replica
+from serve_app.launch import PROXY_CALLBACK, SERVE_PROXY_PATIENCE  # the proxy's answer for a lost API replica
 
 RAY_START = ("import sys, ray._private.services as services, ray._private.ray_constants as constants; "
              "constants.ENABLE_RAY_CLUSTER = True; services.resolve_ip_for_localhost = lambda host: host; "
              "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()")
 ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
        "HF_HUB_OFFLINE": "1", "VLLM_PLUGINS": "", "VLLM_HOST_IP": "127.0.0.1", "TRANSFORMERS_VERBOSITY": "error",
-       "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK}
+       "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK, **SERVE_PROXY_PATIENCE}
 
 
 def free_port() -> int:

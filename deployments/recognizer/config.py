@@ -6,6 +6,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.pipelines import PipelineVersion
 from deployments.recognizer.options import PlanOptions
 from deployments.recognizer.repetition import RepetitionStop
 from deployments.resources import cpu_workers_field
@@ -31,7 +32,11 @@ class RecognizerConfig(BaseModel):
     engine: Literal["auto", "vllm", "transformers", "lite", "simulated"] = Field(
         "auto", description="auto: GPU + weights → vllm; CPU + weights → vllm (CPU build) or transformers; "
         "no weights → lite.")
-    model: Optional[str] = Field(None, description=f"Hub id (e.g. {HF_VLM_MODEL}, -1.5, -1.6) or a local directory.")
+    pipeline: PipelineVersion = Field(
+        "v1", description="Set by the app's `pipeline`: the hub id used when `model` is not set (PaddlePaddle/"
+        "PaddleOCR-VL, -1.5, -1.6) and the chat template of a checkpoint that has none.")
+    model: Optional[str] = Field(None, description=f"Hub id (e.g. {HF_VLM_MODEL}, -1.5, -1.6) or a local directory "
+                                 "(None: the pipeline's hub id).")
     chat_template: Optional[str] = Field(None, description="Jinja template overriding the model's own.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto: bf16 on GPUs from sm_80 (Ampere) on, fp16 before, fp32 on CPU.")
@@ -54,3 +59,10 @@ class RecognizerConfig(BaseModel):
     cpu_workers: Optional[int] = cpu_workers_field()
     simulated_gpu: GpuProfileName = simulated_gpu_field()
     simulated_image_processor: ImageProcessorMode = simulated_image_processor_field()
+
+    @property
+    def model_source(self) -> str:
+        """The checkpoint to load: ``model``, else the pipeline's hub id."""
+        from deployments.pipelines import pipeline_for
+
+        return self.model or pipeline_for(self.pipeline).vlm_hub_id

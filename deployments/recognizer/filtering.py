@@ -1,4 +1,6 @@
-"""Pipeline-level box filtering before cropping (PaddleX ``filter_overlap_boxes``, rect mode)."""
+"""Pipeline-level box filtering before cropping (PaddleX ``filter_overlap_boxes``): boxes with
+polygons (PP-DocLayoutV3, any shape mode but rect) that overlap as rectangles are dropped only if
+their polygons overlap too."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import numpy as np
 
 from deployments.datamodel import LayoutBox
 from deployments.geometry import pairwise_overlap_small
+from deployments.layout.polygons import overlap_ratio
 
 MIN_SIDE = 6  # boxes thinner than this carry nothing readable
 OVERLAP_DROP = 0.7  # intersection over the smaller box above which the smaller one goes
@@ -46,5 +49,10 @@ def _drop_pair(boxes, i, j, ratio, areas, dropped) -> None:
         if ratio > INLINE_FORMULA_OVERLAP:
             dropped.update(k for k in (i, j) if boxes[k].label == "inline_formula")
             return
-    if ratio > OVERLAP_DROP and not _keep_both(li, lj):
+    if ratio <= OVERLAP_DROP:
+        return
+    a, b = boxes[i].polygon_points, boxes[j].polygon_points
+    if a is not None and overlap_ratio(a, b, "small") < OVERLAP_DROP:
+        return
+    if not _keep_both(li, lj):
         dropped.add(j if areas[i] >= areas[j] else i)

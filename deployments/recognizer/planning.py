@@ -108,8 +108,25 @@ def _crop_blocks(page: np.ndarray, boxes: list[LayoutBox]) -> list[Block]:
         warning = None
         if crop.size == 0:  # only boxes not clamped by layout post-processing can get here
             crop, warning = None, f"box {box.coordinate} lies outside the {w}x{h} page; skipped"
-        blocks.append(Block(index=n, label=box.label, bbox=box.coordinate, image=crop, crop=crop, warning=warning))
+        elif box.polygon_points is not None:
+            crop = mask_outside(crop, box.polygon_points, (x1, y1))
+        blocks.append(Block(index=n, label=box.label, bbox=box.coordinate, image=crop, crop=crop, warning=warning,
+                            polygon_points=box.polygon_points))
     return blocks
+
+
+def mask_outside(crop: np.ndarray, polygon: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+    """The crop with everything outside the region's polygon white (PaddleX ``CropByBoxes``:
+    the points truncated to int, filled with OpenCV)."""
+    import cv2
+
+    mask = np.zeros(crop.shape[:2], dtype=np.int32)
+    points = np.array(polygon, dtype=np.int32).reshape((-1, 1, 2))
+    if len(points) > 0:
+        points = points - np.array(origin)
+    cv2.fillPoly(mask, [points], 1)
+    crop[~mask.astype(bool)] = 255
+    return crop
 
 
 def _prompt_for(block: Block, options: PlanOptions) -> tuple[str, str]:

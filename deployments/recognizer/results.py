@@ -39,7 +39,8 @@ def build_page_result(
     content_by_path: dict[str, str] = {}
     tables: list[tuple[BlockResult, dict]] = []
     for block in plan.blocks:
-        result = BlockResult(label=block.label, bbox=block.bbox, group_id=block.group_id, warning=block.warning)
+        result = BlockResult(label=block.label, bbox=block.bbox, group_id=block.group_id, warning=block.warning,
+                             polygon_points=block.polygon_points)
         if block.needs_model:
             crop_size = (block.crop.shape[1], block.crop.shape[0]) if block.crop is not None else None
             result.content, spotting, warning = postprocess_block_text(outputs.get(block.index), block.label, crop_size)

@@ -62,12 +62,14 @@ def page_from_pruned(pruned: dict[str, Any], page_index: int = 0) -> PageResult:
             label=b["block_label"], bbox=tuple(int(v) for v in b["block_bbox"]),
             content=re.sub(r"^#+\s", "", b.get("block_content") or ""),
             group_id=b.get("group_id"), image_path=_image_path_of(b, settings), source=b.get("block_source"),
+            polygon_points=b.get("block_polygon_points"),
         )
         for b in pruned.get("parsing_res_list") or []
     ]
     layout = pruned.get("layout_det_res") or {}
     boxes = [
-        LayoutBox(int(b["cls_id"]), b["label"], float(b["score"]), tuple(int(v) for v in b["coordinate"]), b.get("order"))
+        LayoutBox(int(b["cls_id"]), b["label"], float(b["score"]), tuple(int(v) for v in b["coordinate"]), b.get("order"),
+                  b.get("polygon_points"))
         for b in (layout.get("boxes") if isinstance(layout, dict) else []) or []
     ]
     return PageResult(page_index=page_index, width=int(pruned["width"]), height=int(pruned["height"]),

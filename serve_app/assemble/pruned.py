@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from deployments.datamodel import PageResult
+from deployments.datamodel import PageResult, polygon_json
 from deployments.labels import SKIP_ORDER_LABELS
 from serve_app.assemble.markdown import handlers
 from serve_app.options import ParseOptions
@@ -29,6 +29,8 @@ def parsing_res_list(page: PageResult, options: ParseOptions) -> list[dict[str, 
             entry["global_block_id"] = block.global_block_id
         if block.global_group_id is not None:
             entry["global_group_id"] = block.global_group_id
+        if block.polygon_points is not None:
+            entry["block_polygon_points"] = polygon_json(block.polygon_points)
         if block.source is not None:  # only where not read by the engine: the official output is unchanged
             entry["block_source"] = block.source
         if funcs is not None:

@@ -1,5 +1,7 @@
 """Layout visualisations returned as ``outputImages``: ``layout_det_res`` (boxes with label,
-score and reading-order number) and ``layout_order_res`` (blocks tinted by kind, numbered)."""
+score and reading-order number) and ``layout_order_res`` (blocks tinted by kind, numbered). A
+region with a polygon (PP-DocLayoutV3) is drawn as its polygon, filled translucently, as PaddleX
+draws masks."""
 
 from __future__ import annotations
 
@@ -30,13 +32,16 @@ def _font(width: int):
 def draw_layout(page_image: np.ndarray, page: PageResult) -> Image.Image:
     """Every layout box outlined, with ``label score`` above it and its index beside it."""
     img = Image.fromarray(page_image).convert("RGB")
-    draw, font = ImageDraw.Draw(img), _font(img.width)
+    draw, font = ImageDraw.Draw(img, "RGBA"), _font(img.width)
     thickness = max(1, int(max(img.size) * 0.002))
     colors: dict[str, tuple] = {}
     for i, box in enumerate(page.layout_boxes):
         color = colors.setdefault(box.label, _COLORS[i % len(_COLORS)])
         x1, y1, x2, y2 = box.coordinate
-        draw.rectangle([x1, y1, x2, y2], outline=color, width=thickness)
+        if box.polygon_points is not None:
+            draw.polygon(_points(box.polygon_points), outline=color, fill=(*color, 90), width=thickness)
+        else:
+            draw.rectangle([x1, y1, x2, y2], outline=color, width=thickness)
         text = f"{box.label} {box.score:.2f}"
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         tw, th = right - left, bottom - top + 4
@@ -54,13 +59,21 @@ def draw_reading_order(page_image: np.ndarray, page: PageResult) -> Image.Image:
     order = 1
     for block in page.blocks:
         x1, y1, x2, y2 = block.bbox
-        draw.rectangle([x1, y1, x2, y2], fill=_TINTS.get(block.label, (158, 158, 158, 100)))
+        tint = _TINTS.get(block.label, (158, 158, 158, 100))
+        if block.polygon_points is not None:
+            draw.polygon(_points(block.polygon_points), fill=tint)
+        else:
+            draw.rectangle([x1, y1, x2, y2], fill=tint)
         if block.label in SKIP_ORDER_LABELS:
             continue
         pos = (x2 + 2, y1 - font.size // 2) if img.width - x2 >= font.size else (int(x2 - font.size * 1.1), y1 - font.size // 2)
         draw.text(pos, str(order), font=font, fill="red")
         order += 1
     return img
+
+
+def _points(polygon) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in np.asarray(polygon, dtype=np.float64).reshape(-1, 2)]
 
 
 def visualize(page_image: np.ndarray, page: PageResult, use_layout: bool = True) -> dict[str, Image.Image]:

@@ -20,7 +20,18 @@ pytestmark = pytest.mark.differential
 
 @pytest.mark.parametrize("seed", range(150))
 def test_page_matches_official(seed):
-    _, page, boxes, settings, pixels = scenario(seed)
+    _check_page(*scenario(seed)[1:])
+
+
+@pytest.mark.parametrize("seed", range(100))
+@pytest.mark.parametrize("shape_mode", ["auto", "quad"])
+def test_page_with_polygons_matches_official(seed, shape_mode):
+    """PP-DocLayoutV3's regions: overlap filtering by polygon, crops white outside the polygon,
+    merged images, ``block_polygon_points`` and the layout's ``polygon_points``."""
+    _check_page(*scenario(1000 + seed, shape_mode)[1:])
+
+
+def _check_page(page, boxes, settings, pixels):
     our_calls, ours = ours_page(page, boxes, settings, pixels)
     try:
         off_calls, official = official_page(page, boxes, settings, dict(pixels))
@@ -40,3 +51,18 @@ def test_page_matches_official(seed):
     assert list(ours.images) == list(official_images)
     for path, img in official_images.items():
         assert np.array_equal(ours.images[path], np.asarray(img)), path
+
+
+def test_polygon_cases_mask_crops():
+    """The polygon cases are worth running: many crops sent to the model are white outside their
+    polygon, so they differ from the rectangle's pixels."""
+    from deployments.recognizer.planning import plan_page
+
+    masked = 0
+    for seed in range(100):
+        _, page, boxes, _, _ = scenario(1000 + seed, "auto")
+        for block in plan_page(page, boxes).blocks:
+            if block.polygon_points is not None and block.crop is not None:
+                x1, y1, x2, y2 = block.bbox
+                masked += not np.array_equal(block.crop, page[y1:y2, x1:x2])
+    assert masked > 50

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from deployments.dtypes import cuda_capability, resolve
+from deployments.pipelines import pipeline_for
 from deployments.recognizer.config import HF_VLM_MODEL, RecognizerConfig
 from deployments.recognizer.engines import ALL_TASKS, EngineStartError, GenerationRequest, GenerationResult
 
@@ -27,7 +28,7 @@ class TransformersEngine:
         import torch
         from transformers import AutoProcessor, PaddleOCRVLForConditionalGeneration
 
-        source = self.config.model or HF_VLM_MODEL
+        source = self.config.model_source
         if (source.startswith("/") or source.startswith(".")) and not Path(source).is_dir():
             raise EngineStartError(f"recognition model directory {source} does not exist; set recognizer.model to a "
                                    f"PaddleOCR-VL checkpoint directory or a hub id such as {HF_VLM_MODEL}")
@@ -41,6 +42,10 @@ class TransformersEngine:
                                    f"download {HF_VLM_MODEL} --local-dir DIR` where the hub is reachable and set "
                                    "recognizer.model to DIR") from None
         self.processor.tokenizer.padding_side = "left"
+        self.template = None if getattr(self.processor, "chat_template", None) else pipeline_for(
+            self.config.pipeline).chat_template
+        log.info("chat template: %s", "the model's own" if self.template is None else
+                 f"pipeline {self.config.pipeline}'s (the checkpoint has none)")
         self.model, self.device, self.torch = model.to(device).eval(), device, torch
         self.queue = asyncio.Queue()
         self.worker = asyncio.create_task(self._work())
@@ -73,7 +78,7 @@ class TransformersEngine:
         from PIL import Image
 
         first = requests[0]
-        texts = [self.processor.apply_chat_template(
+        texts = [self.template.format(prompt=r.prompt) if self.template else self.processor.apply_chat_template(
             [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": r.prompt}]}],
             add_generation_prompt=True, tokenize=False) for r in requests]
         inputs = self.processor(text=texts, images=[Image.fromarray(r.image) for r in requests], padding=True,

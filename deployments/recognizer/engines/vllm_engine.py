@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Optional
 
 from deployments.dtypes import resolve
+from deployments.pipelines import pipeline_for
 from deployments.recognizer.config import HF_VLM_MODEL, RecognizerConfig
 from deployments.recognizer.engines import ALL_TASKS, EngineStartError, GenerationRequest, GenerationResult
 from deployments.recognizer.engines.startup import ErrorLog, RpcFolder, missing_checkpoint_files, start_failure
 from deployments.recognizer.repetition import repeated_tail
 
 log = logging.getLogger(__name__)
-V1_TEMPLATE = "<|begin_of_sentence|>User: <|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>{prompt}\nAssistant: "
 IMAGE_SLOT = "<|IMAGE_PLACEHOLDER|>"
 
 
@@ -26,7 +26,7 @@ def engine_args(config: RecognizerConfig, on_gpu: bool, memory_plan=None,
     ``dtype: auto`` follows the card (``capability``): bf16 from sm_80 on, fp16 before; fp32 on CPU."""
     from deployments.gpu_memory import CPU_ARGS, DEFAULT_GPU_ARGS, RECIPE_ARGS
 
-    args = {"model": config.model or HF_VLM_MODEL, "dtype": resolve(config.dtype, capability if on_gpu else None),
+    args = {"model": config.model_source, "dtype": resolve(config.dtype, capability if on_gpu else None),
             **RECIPE_ARGS, **(DEFAULT_GPU_ARGS if on_gpu else CPU_ARGS)}
     if on_gpu and memory_plan is not None:
         args.update(memory_plan.engine_args())
@@ -53,7 +53,7 @@ class VllmEngine:
     def __init__(self, config: RecognizerConfig, memory_plan=None, on_gpu: bool = False):
         self.config, self.memory_plan, self.on_gpu = config, memory_plan, on_gpu
         self.engine = None
-        self.template = V1_TEMPLATE
+        self.template = pipeline_for(config.pipeline).chat_template
         self.logged_prompt = False
         self.capability: Optional[tuple[int, int]] = None
         self.remote_code = False
@@ -128,16 +128,19 @@ class VllmEngine:
 
     async def _template(self) -> str:
         """The model's chat template rendered for one image and a ``{prompt}`` slot. A model without
-        one gets PaddleOCR-VL's v1 template, with a warning; a template that cannot place the
-        image and the prompt stops the start with the fix."""
+        one gets its pipeline's (v1 ends ``Assistant: ``, 1.5/1.6 ``Assistant:\n``), with a warning; a
+        template that cannot place the image and the prompt stops the start with the fix."""
         if self.config.chat_template:
+            log.info("chat template: recognizer.chat_template")
             return self.config.chat_template
         tokenizer = self.engine.get_tokenizer()  # synchronous in vLLM 0.32 (a coroutine before)
         if inspect.isawaitable(tokenizer):
             tokenizer = await tokenizer
         if not getattr(tokenizer, "chat_template", None):
-            log.warning("%s has no chat template; using PaddleOCR-VL's v1 template", self.config.model or HF_VLM_MODEL)
-            return V1_TEMPLATE
+            spec = pipeline_for(self.config.pipeline)
+            log.warning("%s has no chat template; using %s's (pipeline %s)", self.config.model_source, spec.vlm_name,
+                        spec.version)
+            return spec.chat_template
         try:
             rendered = tokenizer.apply_chat_template(
                 [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "\x00"}]}],
@@ -148,6 +151,7 @@ class VllmEngine:
         if IMAGE_SLOT not in rendered or "\x00" not in rendered:
             raise EngineStartError(f"the chat template of {self.config.model!r} does not place {IMAGE_SLOT} and the "
                                    f"prompt ({rendered!r}); fix it or set recognizer.chat_template")
+        log.info("chat template: the model's own (%r)", rendered.replace("\x00", "{prompt}"))
         return rendered.replace("{", "{{").replace("}", "}}").replace("\x00", "{prompt}")
 
     def _sampling(self, request: GenerationRequest):
