@@ -70,10 +70,10 @@ image-cpu: wheelhouse
 image-gpu: wheelhouse-gpu
 	docker compose --profile gpu build
 
-## image-gpu-offline: the GPU image with weights baked in from MODELS (holding PaddleOCR-VL/ and PP-DocLayoutV2/)
+## image-gpu-offline: the GPU image with weights baked in from MODELS (holding PaddleOCR-VL-1.6/ and PP-DocLayoutV3/)
 image-gpu-offline:
-	@test -d "$(MODELS)/PaddleOCR-VL" -a -d "$(MODELS)/PP-DocLayoutV2" || { \
-	  echo "error: MODELS=$(MODELS) must hold PaddleOCR-VL/ and PP-DocLayoutV2/ (README: Containers)" >&2; exit 2; }
+	@test -d "$(MODELS)/PaddleOCR-VL-1.6" -a -d "$(MODELS)/PP-DocLayoutV3" || { \
+	  echo "error: MODELS=$(MODELS) must hold PaddleOCR-VL-1.6/ and PP-DocLayoutV3/ (README: Containers)" >&2; exit 2; }
 	docker build -f docker/offline.Dockerfile -t paddleocr-vl-serve:gpu-offline "$(MODELS)"
 
 ## ui-vendor: re-vendor the /ui page's browser libraries (npm registry) at their pinned versions

@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     before = used_gib()
     detector = LayoutDetector(config.layout)
     after_layout = used_gib()
-    planned_layout = layout_peak_gib(config.layout.batch_size, config.layout.resolved_dtype)
+    planned_layout = layout_peak_gib(config.layout.batch_size, config.layout.resolved_dtype, config.layout.model_name)
     report["layout"] = {"device": detector.device, "batch_size": config.layout.batch_size,
                         "dtype": config.layout.resolved_dtype, "planned_peak_gib": planned_layout,
                         "took_gib": None if before is None else round(after_layout - before, 2)}

@@ -34,17 +34,23 @@ MARGIN_GIB = 0.5  # left free: allocator fragmentation, a desktop's growth, NCCL
 # twice that in fp32); the layout replica measures its real peak with a full batch at start, logs it
 # against this figure and publishes it (``gpu_device.Ledger``), and a resident layout's measured
 # peak replaces the estimate.
-LAYOUT_WEIGHTS_GIB = {"float32": 0.2, "bfloat16": 0.1, "float16": 0.1}
-LAYOUT_PAGE_GIB = {"float32": 0.125, "bfloat16": 0.0625, "float16": 0.0625}
+# PP-DocLayoutV3 (pipelines 1.5/1.6): 33.2 M parameters (0.124 GiB in fp32: a full-size random-weight
+# model counted in transformers 5.19), no separate reading-order head, but a mask head: per page it
+# adds the 300 x 200 x 200 mask logits (46 MiB in fp32) and the quarter-resolution mask features
+# (128 x 200 x 200, 20 MiB), so its per-page estimate is V2's plus 0.07 GiB (fp32).
+LAYOUT_WEIGHTS_GIB = {"PP-DocLayoutV2": {"float32": 0.2, "bfloat16": 0.1, "float16": 0.1},
+                      "PP-DocLayoutV3": {"float32": 0.13, "bfloat16": 0.07, "float16": 0.07}}
+LAYOUT_PAGE_GIB = {"PP-DocLayoutV2": {"float32": 0.125, "bfloat16": 0.0625, "float16": 0.0625},
+                   "PP-DocLayoutV3": {"float32": 0.195, "bfloat16": 0.0975, "float16": 0.0975}}
 
 
 class MemoryPlanError(RuntimeError):
     """The card cannot hold the engine; the message names the numbers and the fix."""
 
 
-def layout_peak_gib(batch_size: int, dtype: str) -> float:
-    """GPU memory one layout replica holds at its peak: context, weights, one full batch."""
-    return round(CUDA_CONTEXT_GIB + LAYOUT_WEIGHTS_GIB[dtype] + batch_size * LAYOUT_PAGE_GIB[dtype], 2)
+def layout_peak_gib(batch_size: int, dtype: str, model: str = "PP-DocLayoutV2") -> float:
+    """GPU memory one layout replica of ``model`` holds at its peak: context, weights, one full batch."""
+    return round(CUDA_CONTEXT_GIB + LAYOUT_WEIGHTS_GIB[model][dtype] + batch_size * LAYOUT_PAGE_GIB[model][dtype], 2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,6 +202,13 @@ class AppConfig(BaseModel):
                               visualize=self.ingress.visualize and path != "bulk",
                               deadline_s=self.ingress.timeout_s if path == "call" else None)
 
+    def pipeline_report(self) -> dict[str, str]:
+        """Which pipeline runs, in PaddleX's names (``/health``, the start-up log)."""
+        spec = PIPELINES[self.pipeline]
+        return {"pipeline": spec.name, "pipelineVersion": spec.version, "layoutModel": spec.layout_model,
+                "vlmModel": spec.vlm_name, "layoutBackend": choose_backend(self.layout)[0],
+                "recognizerEngine": self.recognizer.engine}
+
     def deployment(self, name: str) -> DeploymentSettings:
         """A deployment's Serve settings: the fields set in ``deployments.<name>`` over the stage's
         defaults (setting one field keeps the others' defaults)."""

@@ -38,6 +38,7 @@ class Ingress(JobRoutes, UiRoutes):
         self.config = config
         self.pipeline = DocumentPipeline.for_app(ServeStages(renderer, layout, recognizer), config)
         self.handles = {"renderer": renderer, "layout": layout, "recognizer": recognizer}
+        log.info("pipeline: %s", config.pipeline_report())
         self.slots = asyncio.Semaphore(config.ingress.max_concurrent_documents)
         self.waiting = 0
 
@@ -183,7 +184,7 @@ class Ingress(JobRoutes, UiRoutes):
 
     @api.get("/health", operation_id="health")
     async def health(self) -> JSONResponse:
-        return envelope(str(uuid.uuid4()), message="Healthy")
+        return envelope(str(uuid.uuid4()), message="Healthy", result=self.config.pipeline_report())
 
     @api.get("/health/ready", operation_id="ready")
     async def ready(self) -> JSONResponse:

@@ -137,7 +137,7 @@ def gpu_peak_gib(config: LayoutConfig, on_gpu: Optional[bool] = None) -> float:
     layout term of the recognizer's memory plan and the free memory the replica checks for."""
     if on_gpu is None:
         on_gpu = config.device != "cpu" and config.num_gpus > 0 and choose_backend(config)[0] not in CPU_ONLY
-    return layout_peak_gib(config.batch_size, config.resolved_dtype) if on_gpu else 0.0
+    return layout_peak_gib(config.batch_size, config.resolved_dtype, config.model_name) if on_gpu else 0.0
 
 
 def _min_threshold(options: LayoutOptions) -> float:

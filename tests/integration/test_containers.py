@@ -110,14 +110,14 @@ def test_gpu_compose_service_and_offline_image(service, daemon, tmp_path):
     gpu = config["services"]["paddleocr-vl-gpu"]
     assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert gpu["ports"][0]["host_ip"] == "127.0.0.1" and gpu["build"]["args"]["EXTRAS"] == "gpu,orientation"
-    assert "recognizer.model=/models/PaddleOCR-VL" in gpu["build"]["args"]["OVERRIDES"]
+    assert "recognizer.model=/models/PaddleOCR-VL-1.6" in gpu["build"]["args"]["OVERRIDES"]
     assert any(v["target"] == "/models" and v.get("read_only") for v in gpu["volumes"])
     # The offline variant bakes local directories into any image of ours (here the CPU one).
-    for name in ("PaddleOCR-VL", "PP-DocLayoutV2"):
+    for name in ("PaddleOCR-VL-1.6", "PP-DocLayoutV3"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text("{}")
     daemon.docker("build", "-q", "-f", str(ROOT / "docker" / "offline.Dockerfile"), "--build-arg",
                   "IMAGE=paddleocr-vl-serve:cpu", "-t", "paddleocr-vl-serve:offline-test", str(tmp_path))
     out = daemon.docker("run", "--rm", "paddleocr-vl-serve:offline-test", "sh", "-c",
-                        "ls /models/PaddleOCR-VL /models/PP-DocLayoutV2; echo $HF_HUB_OFFLINE").stdout.split()
+                        "ls /models/PaddleOCR-VL-1.6 /models/PP-DocLayoutV3; echo $HF_HUB_OFFLINE").stdout.split()
     assert out.count("config.json") == 2 and out[-1] == "1"
