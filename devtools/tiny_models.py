@@ -1,8 +1,10 @@
 """Tiny random checkpoints with the real architectures and file layouts, built offline in
 seconds, for tests and smoke runs on machines without real weights or a GPU.
 
-    python -m devtools.tiny_models layout-transformers DIR
+    python -m devtools.tiny_models layout-transformers DIR       (PP-DocLayoutV2)
     python -m devtools.tiny_models layout-paddle DIR
+    python -m devtools.tiny_models layout-v3-transformers DIR    (PP-DocLayoutV3: boxes and masks)
+    python -m devtools.tiny_models layout-v3-paddle DIR
     python -m devtools.tiny_models vlm DIR        (or vlm-fixed: always answers "Tiny OCR works.")
 """
 
@@ -25,13 +27,7 @@ def build_tiny_layout_transformers(out_dir: str | Path, seed: int = 0) -> Path:
     from transformers import PPDocLayoutV2Config, PPDocLayoutV2ForObjectDetection
 
     torch.manual_seed(seed)
-    backbone = {
-        "model_type": "hgnet_v2", "arch": "L", "return_idx": [1, 2, 3], "freeze_stem_only": True, "freeze_at": 0,
-        "freeze_norm": True, "hidden_sizes": [32] * 4, "stem_channels": [3, 16, 16],
-        "stage_in_channels": [16, 32, 32, 32], "stage_mid_channels": [16] * 4, "stage_out_channels": [32] * 4,
-        "stage_num_blocks": [1] * 4, "stage_numb_of_layers": [2] * 4, "lr_mult_list": [0, 0.05, 0.05, 0.05, 0.05],
-        "out_features": ["stage2", "stage3", "stage4"],
-    }
+    backbone = _tiny_backbone(stages=[2, 3, 4])
     reading_order = {"hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 16, "num_hidden_layers": 1,
                      "coordinate_size": 6, "shape_size": 4, "global_pointer_head_size": 8}
     config = PPDocLayoutV2Config(
@@ -41,34 +37,109 @@ def build_tiny_layout_transformers(out_dir: str | Path, seed: int = 0) -> Path:
         decoder_attention_heads=2, num_denoising=0, id2label=dict(enumerate(PP_DOCLAYOUT_V2_LABELS)), num_labels=25,
         class_thresholds=[V1_THRESHOLDS[i] for i in range(25)], class_order=_CLASS_ORDER)
     model = PPDocLayoutV2ForObjectDetection(config).eval()
+    _spread_weights(model, seed)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    return out
+
+
+def build_tiny_layout_v3_transformers(out_dir: str | Path, seed: int = 0) -> Path:
+    """A ~250k-parameter ``PPDocLayoutV3ForObjectDetection`` (HGNetV2 backbone whose stride-4 stage
+    feeds the mask head, RT-DETR decoder with the global-pointer reading order, a 200x200 mask per
+    query at an 800x800 input) saved as config.json + model.safetensors."""
+    import torch
+    from transformers import PPDocLayoutV3Config, PPDocLayoutV3ForObjectDetection
+
+    torch.manual_seed(seed)
+    config = PPDocLayoutV3Config(
+        backbone_config=_tiny_backbone(stages=[1, 2, 3, 4]), encoder_hidden_dim=32, encoder_in_channels=[32, 32, 32],
+        encoder_ffn_dim=16, encoder_attention_heads=2, d_model=32, num_queries=TINY_QUERIES,
+        decoder_in_channels=[32, 32, 32], decoder_ffn_dim=16, decoder_layers=1, decoder_attention_heads=2,
+        num_denoising=0, x4_feat_dim=32, mask_feature_channels=[8, 8], num_prototypes=8, global_pointer_head_size=8,
+        id2label=dict(enumerate(PP_DOCLAYOUT_V2_LABELS)), num_labels=25)
+    model = PPDocLayoutV3ForObjectDetection(config).eval()
+    _spread_weights(model, seed)
+    _center_mask_prototypes(model)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    return out
+
+
+def _tiny_backbone(stages: list[int]) -> dict:
+    """A 4-stage HGNetV2 with 32 channels everywhere, returning ``stages`` (1 is stride 4)."""
+    return {
+        "model_type": "hgnet_v2", "arch": "L", "return_idx": [s - 1 for s in stages], "freeze_stem_only": True,
+        "freeze_at": 0, "freeze_norm": True, "hidden_sizes": [32] * 4, "stem_channels": [3, 16, 16],
+        "stage_in_channels": [16, 32, 32, 32], "stage_mid_channels": [16] * 4, "stage_out_channels": [32] * 4,
+        "stage_num_blocks": [1] * 4, "stage_numb_of_layers": [2] * 4, "lr_mult_list": [0, 0.05, 0.05, 0.05, 0.05],
+        "out_features": [f"stage{s}" for s in stages],
+    }
+
+
+def _spread_weights(model, seed: int) -> None:
     # The library's initialisation (zeroed box heads, prior-probability biases) makes every query
     # identical; spread the weights so the tiny model predicts varied boxes, classes and orders.
+    import torch
+
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for param in model.parameters():
             param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
-    out = Path(out_dir)
-    model.save_pretrained(out)
-    return out
+
+
+def _center_mask_prototypes(model) -> None:
+    """Shift the mask prototypes to zero mean on a small synthetic page (a banner and two columns
+    of text lines). With random weights they sit far below zero, so a mask logit is positive on a
+    few scattered pixels only; centred, about half of a page is inside a mask, in shapes that
+    follow the page's content and are not rectangles. A 256x256 input keeps this a fraction of a
+    second."""
+    import torch
+
+    page = torch.ones(1, 3, 256, 256)
+    page[:, :, 20:38, 20:236] = 0.15
+    for top in range(64, 224, 10):
+        page[:, :, top:top + 4, 20:120] = 0.0
+        page[:, :, top:top + 4, 136:236] = 0.0
+    conv = model.model.encoder.encoder_mask_output.conv
+    seen = []
+    hook = conv.register_forward_hook(lambda module, args, output: seen.append(output))
+    with torch.inference_mode():
+        model(pixel_values=page)
+    hook.remove()
+    with torch.no_grad():
+        conv.bias -= seen[0].mean((0, 2, 3))
 
 
 def build_tiny_layout_paddle(out_dir: str | Path, seed: int = 0) -> Path:
     """A tiny Paddle inference model with PP-DocLayoutV2's I/O contract: inputs ``im_shape``,
     ``image`` (N, 3, 800, 800), ``scale_factor``; outputs ``[N*Q, 7]`` rows
     (cls, score, x1, y1, x2, y2, order) in page pixels and per-image counts; plus inference.yml."""
+    return _save_tiny_paddle(out_dir, seed, "PP-DocLayoutV2")
+
+
+def build_tiny_layout_v3_paddle(out_dir: str | Path, seed: int = 0) -> Path:
+    """A tiny Paddle inference model with PP-DocLayoutV3's I/O contract: V2's inputs (PaddleX feeds
+    both models ``im_shape``, ``image``, ``scale_factor``) and outputs, plus ``[N*Q, 200, 200]``
+    int32 0/1 masks over the 800x800 input at a quarter of its resolution. Each mask is drawn from
+    its box and is no rectangle: even rows an L (the box less its top-right quarter), odd rows a
+    parallelogram leaning right, so polygons from the masks differ from the boxes."""
+    return _save_tiny_paddle(out_dir, seed, "PP-DocLayoutV3")
+
+
+def _save_tiny_paddle(out_dir: str | Path, seed: int, model_name: str) -> Path:
     import paddle
     import yaml
 
     paddle.seed(seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = _tiny_paddle_layer(paddle)
+    model = _tiny_paddle_layer(paddle, masks=model_name == "PP-DocLayoutV3")
     spec = [paddle.static.InputSpec([None, 2], "float32", "im_shape"),
             paddle.static.InputSpec([None, 3, 800, 800], "float32", "image"),
             paddle.static.InputSpec([None, 2], "float32", "scale_factor")]
     paddle.jit.save(model, str(out / "inference"), input_spec=spec)
     yaml.safe_dump({
-        "Global": {"model_name": "PP-DocLayoutV2"},
+        "Global": {"model_name": model_name},
         "Preprocess": [{"type": "Resize", "target_size": [800, 800], "keep_ratio": False, "interp": 2},
                        {"type": "NormalizeImage", "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "is_scale": True},
                        {"type": "Permute"}],
@@ -77,7 +148,7 @@ def build_tiny_layout_paddle(out_dir: str | Path, seed: int = 0) -> Path:
     return out
 
 
-def _tiny_paddle_layer(paddle):
+def _tiny_paddle_layer(paddle, masks: bool = False):
     nn, F = paddle.nn, paddle.nn.functional
     queries, classes = TINY_QUERIES, len(PP_DOCLAYOUT_V2_LABELS)
 
@@ -100,9 +171,31 @@ def _tiny_paddle_layer(paddle):
                                  (cy + bh / 2) * h, rank], axis=-1).reshape([-1, 7])
             return rows, paddle.full([paddle.shape(image)[0]], queries, dtype="int32")
 
-    model = TinyLayout()
+    class TinyMaskLayout(TinyLayout):
+        def forward(self, im_shape, image, scale_factor):
+            rows, counts = super().forward(im_shape, image, scale_factor)
+            return rows, counts, _box_masks(paddle, rows, scale_factor, queries)
+
+    model = TinyMaskLayout() if masks else TinyLayout()
     model.eval()
     return model
+
+
+def _box_masks(paddle, rows, scale_factor, queries: int, side: int = 200):
+    """[N*Q, side, side] int32 masks over the 800x800 input at 1/4 scale, one per row, from its box."""
+    def edge(col, axis):  # page pixels -> mask pixels: * (800 / page side) / 4
+        return (rows[:, col] * paddle.repeat_interleave(scale_factor[:, axis], queries) / 4).reshape([-1, 1, 1])
+
+    x1, y1, x2, y2 = edge(2, 1), edge(3, 0), edge(4, 1), edge(5, 0)
+    xs = paddle.arange(side, dtype="float32").reshape([1, 1, side]) + 0.5
+    ys = paddle.arange(side, dtype="float32").reshape([1, side, 1]) + 0.5
+    rows_in = ((ys >= y1) & (ys < y2)).astype("float32")
+    box = ((xs >= x1) & (xs < x2)).astype("float32") * rows_in
+    notch = ((xs >= (x1 + x2) / 2) & (ys < (y1 + y2) / 2)).astype("float32")
+    lean = (ys - y1) / (y2 - y1 + 1e-3) * (x2 - x1) / 3  # 0 at the top edge, a third of the width at the bottom
+    slanted = ((xs >= x1 + lean) & (xs < x2 - (x2 - x1) / 3 + lean)).astype("float32") * rows_in
+    odd = (paddle.arange(paddle.shape(rows)[0]) % 2).astype("float32").reshape([-1, 1, 1])
+    return (odd * slanted + (1 - odd) * box * (1 - notch)).astype("int32")
 
 
 
@@ -204,6 +297,8 @@ def _fix_answer(model, tokenizer, answer: str, loop: bool = False) -> None:
 def main(argv=None) -> int:
     argv = argv if argv is not None else sys.argv[1:]
     builders = {"layout-transformers": build_tiny_layout_transformers, "layout-paddle": build_tiny_layout_paddle,
+                "layout-v3-transformers": build_tiny_layout_v3_transformers,
+                "layout-v3-paddle": build_tiny_layout_v3_paddle,
                 "vlm": build_tiny_vlm, "vlm-fixed": lambda d: build_tiny_vlm(d, answer=FIXED_ANSWER),
                 "vlm-loop": lambda d: build_tiny_vlm(d, answer=FIXED_ANSWER, loop=True)}
     if len(argv) != 2 or argv[0] not in builders:

@@ -27,6 +27,20 @@ def tiny_layout_paddle(tmp_path_factory) -> Path:
     return build_tiny_layout_paddle(tmp_path_factory.mktemp("tiny-layout-paddle"))
 
 
+@pytest.fixture(scope="session")
+def tiny_layout_v3_hf(tmp_path_factory) -> Path:
+    from devtools.tiny_models import build_tiny_layout_v3_transformers
+
+    return build_tiny_layout_v3_transformers(tmp_path_factory.mktemp("tiny-layout-v3-hf"))
+
+
+@pytest.fixture(scope="session")
+def tiny_layout_v3_paddle(tmp_path_factory) -> Path:
+    from devtools.tiny_models import build_tiny_layout_v3_paddle
+
+    return build_tiny_layout_v3_paddle(tmp_path_factory.mktemp("tiny-layout-v3-paddle"))
+
+
 os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
 os.environ.setdefault("VLLM_PLUGINS", "")  # PaddleX registers a vLLM plugin that needs its genai extra
 

@@ -233,3 +233,144 @@ def test_wrong_directory_contents_are_named(tmp_path, tiny_layout_paddle):
         LayoutDetector(LayoutConfig(backend="transformers", model=str(tiny_layout_paddle)))
     with pytest.raises(LayoutLoadError, match="unknown layout backend 'yolo'"):
         create_backend("yolo", LayoutConfig(), "cpu")
+
+
+# --- PP-DocLayoutV3 (masks) and the checks at load -----------------------------------------------
+V3 = "PP-DocLayoutV3"
+
+
+def _v3_backend(name, model):
+    return create_backend(name, LayoutConfig(backend=name, model_name=V3, model=str(model)), "cpu")
+
+
+def _check_masks(raw):
+    """One uint8 0/1 mask per row over the 800x800 input at a quarter of its resolution."""
+    assert raw.masks.shape == (len(raw.rows), 200, 200) and raw.masks.dtype == np.uint8
+    assert set(np.unique(raw.masks)) <= {0, 1}
+
+
+def _partial_inside_box(raw, page_shape):
+    """Some row's mask, inside its box (at the masks' scale), is neither empty nor full: its
+    polygon will not be the box."""
+    sy, sx = 200 / page_shape[0], 200 / page_shape[1]
+    fills = []
+    for row, mask in zip(raw.rows, raw.masks):
+        x1, y1, x2, y2 = (int(round(v)) for v in (row[2] * sx, row[3] * sy, row[4] * sx, row[5] * sy))
+        crop = mask[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)]
+        if crop.size:
+            fills.append(crop.mean())
+    return any(0 < f < 1 for f in fills)
+
+
+def test_transformers_v3_backend_selects_rows_and_masks_as_transformers_does(tiny_layout_v3_hf, mixed_pages):
+    """Rows, scores, order and masks == the selection of transformers' PP-DocLayoutV3
+    ``post_process_object_detection`` (top-k over query x class, order ranks from the pairwise
+    votes), computed here with torch ops on the model's own outputs, masks at sigmoid > 0.5."""
+    import torch
+
+    from deployments.layout.backends.hf import preprocess
+
+    backend = _v3_backend("transformers", tiny_layout_v3_hf)
+    pages = [p.image for p in mixed_pages[:3]]
+    with torch.inference_mode():
+        out = backend.model(pixel_values=torch.from_numpy(preprocess(pages)))
+    assert out.out_masks.shape == (3, 30, 200, 200)
+    num_queries, num_classes = out.logits.shape[1:]
+    scores, index = torch.topk(out.logits.sigmoid().flatten(1), num_queries, dim=-1)
+    labels, query = index % num_classes, index // num_classes
+    order = out.order_logits.sigmoid()
+    votes = order.triu(1).sum(1) + (1.0 - order.transpose(1, 2)).tril(-1).sum(1)
+    pointers = votes.argsort(1)
+    ranks = torch.empty_like(pointers).scatter_(1, pointers, torch.arange(num_queries).expand(3, -1))
+    centre, size = out.pred_boxes.split(2, -1)
+    boxes = torch.cat([centre - size / 2, centre + size / 2], -1)
+    floor = scores[0, num_queries // 2].item()  # drops about half of the first page's rows
+
+    ours = backend.predict(pages, floor)
+    for i, (page, raw) in enumerate(zip(pages, ours)):
+        keep = scores[i] >= floor
+        scale = torch.tensor([page.shape[1], page.shape[0]] * 2)
+        rows = torch.column_stack([labels[i], scores[i], boxes[i][query[i]] * scale, ranks[i][query[i]] + 1])[keep]
+        assert raw.rows.shape == (int(keep.sum()), 7)
+        np.testing.assert_allclose(raw.rows, rows.double().numpy(), rtol=1e-5, atol=1e-3)
+        np.testing.assert_array_equal(raw.masks, (out.out_masks[i][query[i][keep]].sigmoid() > 0.5).numpy())
+        _check_masks(raw)
+    assert 0 < len(ours[0].rows) < num_queries
+    assert _partial_inside_box(ours[0], pages[0].shape)
+
+
+def test_paddlex_v3_backend_equals_what_paddlex_hands_its_post_processing(tiny_layout_v3_paddle, mixed_pages,
+                                                                           monkeypatch):
+    """Rows and masks == what PaddleX's own PP-DocLayoutV3 predictor (its batching of
+    img_size/img/scale_factors, its runner, ``_format_output``) hands ``LayoutAnalysisProcess``."""
+    backend = _v3_backend("paddlex", tiny_layout_v3_paddle)
+    model = backend.model
+    predictor = model._predictor  # create_model's wrapper forwards attributes to it
+    handed, post_op = [], predictor.post_op
+
+    def capture(preds, datas, **kwargs):  # copies: the post-processing rounds the boxes in place
+        handed.extend({key: np.array(value) for key, value in pred.items()} for pred in preds)
+        return post_op(preds, datas, **kwargs)
+
+    monkeypatch.setattr(predictor, "post_op", capture)
+    pages = [p.image for p in mixed_pages[:3]]
+    results = list(model.predict([np.ascontiguousarray(p[..., ::-1]) for p in pages], threshold=0.0))
+    assert len(handed) == len(results) == 3 and all("masks" in pred for pred in handed)
+    floor = float(np.median(handed[0]["boxes"][:, 1]))
+    for page, raw, pred in zip(pages, backend.predict(pages, floor), handed):
+        keep = pred["boxes"][:, 1] >= floor
+        np.testing.assert_array_equal(raw.rows, pred["boxes"][keep].astype(np.float64))
+        np.testing.assert_array_equal(raw.masks, pred["masks"][keep].astype(np.uint8))
+        _check_masks(raw)
+        assert _partial_inside_box(raw, page.shape)  # an L or a slanted quad inside each box
+
+
+@pytest.mark.parametrize("backend, fixture, model_name, found, fix", [
+    ("transformers", "tiny_layout_hf", V3, "PP-DocLayoutV2", r"`pipeline` to v1 \(or layout.model_name: PP-DocLayoutV2\)"),
+    ("transformers", "tiny_layout_v3_hf", "PP-DocLayoutV2", V3, r"`pipeline` to v1\.5 or v1\.6 \(or layout.model_name: "
+                                                                r"PP-DocLayoutV3\)"),
+    ("paddlex", "tiny_layout_paddle", V3, "PP-DocLayoutV2", r"`pipeline` to v1 \(or layout.model_name: PP-DocLayoutV2\)"),
+    ("paddlex", "tiny_layout_v3_paddle", "PP-DocLayoutV2", V3, r"`pipeline` to v1\.5 or v1\.6"),
+])
+def test_a_checkpoint_of_the_other_layout_model_is_refused(backend, fixture, model_name, found, fix, request):
+    model = request.getfixturevalue(fixture)
+    with pytest.raises(LayoutLoadError, match=rf"is a {found} model .*but layout.model_name is {model_name}; "
+                                              rf"to run it set the app's {fix}.*point layout.model at a {model_name}"):
+        create_backend(backend, LayoutConfig(backend=backend, model_name=model_name, model=str(model)), "cpu")
+
+
+SWAPPED = r"2 ids \(id 3: 'table' \(expected 'chart'\), id 21: 'chart' \(expected 'table'\)\).*mislabelled"
+
+
+@pytest.mark.parametrize("model_name, fixture", [("PP-DocLayoutV2", "tiny_layout_hf"), (V3, "tiny_layout_v3_hf")])
+def test_transformers_checkpoint_with_permuted_id2label_is_refused(model_name, fixture, request, tmp_path):
+    import json
+    import shutil
+
+    from deployments.layout.backends.hf import CONVERTER_NAMES, check_checkpoint
+
+    model = shutil.copytree(request.getfixturevalue(fixture), tmp_path / "ckpt")
+    config = json.loads((model / "config.json").read_text())
+    config["id2label"]["3"], config["id2label"]["21"] = "table", "chart"
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LayoutLoadError, match=SWAPPED):
+        create_backend("transformers", LayoutConfig(backend="transformers", model_name=model_name, model=str(model)),
+                       "cpu")
+    # PaddleX's converter writes coarse names for five ids (same ids, same order): accepted.
+    config["id2label"].update({"3": "chart", "21": "table", **{str(i): n for i, n in CONVERTER_NAMES.items()}})
+    check_checkpoint(config, str(model), model_name)
+
+
+@pytest.mark.parametrize("model_name, fixture", [("PP-DocLayoutV2", "tiny_layout_paddle"),
+                                                 (V3, "tiny_layout_v3_paddle")])
+def test_paddle_inference_dir_with_permuted_label_list_is_refused(model_name, fixture, request, tmp_path):
+    import shutil
+
+    import yaml
+
+    model = shutil.copytree(request.getfixturevalue(fixture), tmp_path / "infer")
+    meta = yaml.safe_load((model / "inference.yml").read_text())
+    meta["label_list"][3], meta["label_list"][21] = "table", "chart"
+    (model / "inference.yml").write_text(yaml.safe_dump(meta))
+    with pytest.raises(LayoutLoadError, match=SWAPPED):
+        create_backend("paddlex", LayoutConfig(backend="paddlex", model_name=model_name, model=str(model)), "cpu")
