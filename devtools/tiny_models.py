@@ -5,7 +5,8 @@ seconds, for tests and smoke runs on machines without real weights or a GPU.
     python -m devtools.tiny_models layout-paddle DIR
     python -m devtools.tiny_models layout-v3-transformers DIR    (PP-DocLayoutV3: boxes and masks)
     python -m devtools.tiny_models layout-v3-paddle DIR
-    python -m devtools.tiny_models vlm DIR        (or vlm-fixed: always answers "Tiny OCR works.")
+    python -m devtools.tiny_models vlm DIR        (or vlm-fixed: always answers "Tiny OCR works.";
+                                                   vlm-fixed-1.6: the same with the 1.5/1.6 template)
 """
 
 from __future__ import annotations
@@ -209,6 +210,8 @@ VLM_CHAT_TEMPLATE = (
     "{% for c in message['content'] %}{% if c['type'] == 'image' %}<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>"
     "{% endif %}{% endfor %}{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
     "{% endfor %}{{ '\\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}Assistant: {% endif %}")
+#: 1.5 and 1.6 end the user turn with "Assistant:" and a newline (PaddleX's genai templates).
+VLM_CHAT_TEMPLATE_15 = VLM_CHAT_TEMPLATE.replace("Assistant: {% endif %}", "Assistant:{{ '\\n' }}{% endif %}")
 _CORPUS = ["User: OCR:\nAssistant: Table Recognition: Formula Recognition: Chart Recognition: Seal Recognition:",
            "The quick brown fox jumps over the lazy dog. 0123456789 <fcel> <nl> $ \\frac{a}{b}"]
 
@@ -227,12 +230,16 @@ def _vlm_tokenizer(extra_text: str = ""):
                                    eos_token="</s>", image_token="<|IMAGE_PLACEHOLDER|>")
 
 
-def build_tiny_vlm(out_dir: str | Path, seed: int = 0, answer: str | None = None, loop: bool = False) -> Path:
+def build_tiny_vlm(out_dir: str | Path, seed: int = 0, answer: str | None = None, loop: bool = False,
+                   version: str = "v1", template: bool = True) -> Path:
     """A ~280k-parameter PaddleOCR-VL (SigLIP-style vision tower, projector, ERNIE-4.5 text model
     with M-RoPE) with its tokenizer, image processor (16 image tokens at most) and chat template,
     saved in the hub layout vLLM loads. With ``answer``, greedy decoding emits exactly that text
     for any image and prompt (the "fixed-answer" checkpoint); with ``loop`` too, it repeats the
-    answer forever instead of ending (a degenerate repetition loop, for the early-stop rule)."""
+    answer forever instead of ending (a degenerate repetition loop, for the early-stop rule).
+    ``version``: the pipeline whose chat template it carries (v1, or 1.5/1.6: the same config, the
+    assistant turn starting "Assistant:\\n"); without ``template`` it has none (a fine-tuning
+    output), and the fixed answer follows the pipeline's template."""
     import torch
     from transformers import PaddleOCRVLConfig, PaddleOCRVLForConditionalGeneration, PaddleOCRVLProcessor
     from transformers.models.paddleocr_vl.image_processing_pil_paddleocr_vl import PaddleOCRVLImageProcessorPil
@@ -251,7 +258,7 @@ def build_tiny_vlm(out_dir: str | Path, seed: int = 0, answer: str | None = None
     torch.manual_seed(seed)
     model = PaddleOCRVLForConditionalGeneration(config).eval()
     if answer is not None:
-        _fix_answer(model, tokenizer, answer, loop)
+        _fix_answer(model, tokenizer, answer, loop, _prompt_end(version))
     else:
         # Random logits are nearly uniform; sharpen them so greedy decoding does not flip on the
         # rounding differences between engines, kernels and batch sizes.
@@ -263,12 +270,19 @@ def build_tiny_vlm(out_dir: str | Path, seed: int = 0, answer: str | None = None
         image_processor=PaddleOCRVLImageProcessorPil(
             min_pixels=28 * 28, max_pixels=28 * 28 * 16, size={"shortest_edge": 28 * 28, "longest_edge": 28 * 28 * 16},
             patch_size=14, merge_size=2, temporal_patch_size=1, image_mean=[0.5] * 3, image_std=[0.5] * 3),
-        tokenizer=tokenizer, chat_template=VLM_CHAT_TEMPLATE)
+        tokenizer=tokenizer, chat_template=(VLM_CHAT_TEMPLATE if version == "v1" else VLM_CHAT_TEMPLATE_15)
+        if template else None)
     processor.save_pretrained(out)
     return out
 
 
-def _fix_answer(model, tokenizer, answer: str, loop: bool = False) -> None:
+def _prompt_end(version: str) -> str:
+    from deployments.pipelines import pipeline_for
+
+    return "\n" + pipeline_for(version).assistant_prefix
+
+
+def _fix_answer(model, tokenizer, answer: str, loop: bool = False, prompt_end: str = "\nAssistant: ") -> None:
     """Make greedy decoding follow the chain  last prompt token → answer tokens → </s>.
 
     With every o_proj and down_proj zeroed the residual stream at the last position is that
@@ -276,7 +290,7 @@ def _fix_answer(model, tokenizer, answer: str, loop: bool = False) -> None:
     """
     import torch
 
-    prompt_end = tokenizer.encode("\nAssistant: ", add_special_tokens=False)[-1]
+    prompt_end = tokenizer.encode(prompt_end, add_special_tokens=False)[-1]
     answer_ids = tokenizer.encode(answer, add_special_tokens=False)
     chain = [prompt_end] + answer_ids + ([answer_ids[0]] if loop else [tokenizer.eos_token_id])
     hidden = model.config.text_config.hidden_size
@@ -300,7 +314,8 @@ def main(argv=None) -> int:
                 "layout-v3-transformers": build_tiny_layout_v3_transformers,
                 "layout-v3-paddle": build_tiny_layout_v3_paddle,
                 "vlm": build_tiny_vlm, "vlm-fixed": lambda d: build_tiny_vlm(d, answer=FIXED_ANSWER),
-                "vlm-loop": lambda d: build_tiny_vlm(d, answer=FIXED_ANSWER, loop=True)}
+                "vlm-loop": lambda d: build_tiny_vlm(d, answer=FIXED_ANSWER, loop=True),
+                "vlm-fixed-1.6": lambda d: build_tiny_vlm(d, answer=FIXED_ANSWER, version="v1.6")}
     if len(argv) != 2 or argv[0] not in builders:
         print(f"usage: python -m devtools.tiny_models {{{'|'.join(builders)}}} DIR", file=sys.stderr)
         return 2

@@ -161,3 +161,21 @@ def jobs_url(ray_session, tmp_path_factory):
         ray.kill(ray.get_actor(actor_name(config), namespace="paddleocr-vl-serve"), no_restart=True)
     except ValueError:
         pass  # no job was submitted
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_fixed_16(tmp_path_factory) -> Path:
+    """The fixed-answer checkpoint of a 1.5/1.6 model: same config, the 1.5/1.6 chat template."""
+    from devtools.tiny_models import FIXED_ANSWER, build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm-fixed-16"), answer=FIXED_ANSWER, version="v1.6")
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_fixed_16_bare(tmp_path_factory) -> Path:
+    """As ``tiny_vlm_fixed_16`` without a chat template (a fine-tuning output): it answers only
+    when the engine uses the 1.5/1.6 pipeline's template."""
+    from devtools.tiny_models import FIXED_ANSWER, build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm-fixed-16-bare"), answer=FIXED_ANSWER, version="v1.6",
+                          template=False)

@@ -166,10 +166,10 @@ def start_failure(model: str, error: BaseException, log_text: str, hub_model: st
     return f"{message}. The engine's full traceback is in this replica's log"
 
 
-def missing_checkpoint_files(path: Path, template_configured: bool) -> list[str]:
+def missing_checkpoint_files(path: Path) -> list[str]:
     """What a local PaddleOCR-VL directory lacks for vLLM (a fine-tuning output often has only
-    weights and config): the tokenizer config with its image token, the image processor's config,
-    and a chat template (unless the config sets one)."""
+    weights and config): the tokenizer config with its image token and the image processor's config.
+    A chat template is not required: without one the engine uses its pipeline's."""
     missing = []
     tokenizer = path / "tokenizer_config.json"
     if not tokenizer.exists():
@@ -183,18 +183,4 @@ def missing_checkpoint_files(path: Path, template_configured: bool) -> list[str]
             missing.append("an image_token in tokenizer_config.json")
     if not any((path / f).exists() for f in ("preprocessor_config.json", "processor_config.json")):
         missing.append("preprocessor_config.json")
-    if not template_configured and not _has_template(path):
-        missing.append("a chat template (chat_template.jinja)")
     return missing
-
-
-def _has_template(path: Path) -> bool:
-    if (path / "chat_template.jinja").exists() or (path / "chat_template.json").exists():
-        return True
-    for name in ("tokenizer_config.json", "processor_config.json"):
-        try:
-            if json.loads((path / name).read_text()).get("chat_template"):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False

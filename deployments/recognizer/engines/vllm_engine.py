@@ -119,7 +119,7 @@ class VllmEngine:
         if not path.is_dir():
             raise EngineStartError(f"recognition model directory {path} does not exist; set recognizer.model to a "
                                    f"PaddleOCR-VL checkpoint directory or a hub id such as {HF_VLM_MODEL}")
-        missing = missing_checkpoint_files(path, bool(self.config.chat_template))
+        missing = missing_checkpoint_files(path)
         if missing:
             raise EngineStartError(
                 f"recognition model directory {path} lacks {', '.join(missing)}; a fine-tuned (SFT) output "

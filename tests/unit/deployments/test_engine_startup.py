@@ -48,18 +48,16 @@ def test_without_a_logged_cause_the_exception_is_kept_and_no_wrong_fix_is_given(
 
 def test_a_fine_tuned_directory_names_what_it_lacks(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    assert missing_checkpoint_files(tmp_path, template_configured=False) == [
-        "tokenizer_config.json", "preprocessor_config.json", "a chat template (chat_template.jinja)"]
+    assert missing_checkpoint_files(tmp_path) == ["tokenizer_config.json", "preprocessor_config.json"]
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
     (tmp_path / "preprocessor_config.json").write_text("{}")
-    assert missing_checkpoint_files(tmp_path, template_configured=True) == ["an image_token in tokenizer_config.json"]
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"image_token": "<|IMAGE_PLACEHOLDER|>",
-                                                                "chat_template": "{{ x }}"}))
-    assert missing_checkpoint_files(tmp_path, template_configured=False) == []
+    assert missing_checkpoint_files(tmp_path) == ["an image_token in tokenizer_config.json"]
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"image_token": "<|IMAGE_PLACEHOLDER|>"}))
+    assert missing_checkpoint_files(tmp_path) == []  # no chat template: the pipeline's is used
 
 
 def test_the_tiny_checkpoint_is_complete(tiny_vlm):
-    assert missing_checkpoint_files(tiny_vlm, template_configured=False) == []
+    assert missing_checkpoint_files(tiny_vlm) == []
 
 
 def test_a_number_that_contains_401_is_not_a_hub_error():
