@@ -32,7 +32,9 @@ def _page(rng, index, cols, header):
     blocks, y = [], 10
     def add(label, content, h=30, x1=50, x2=550):
         nonlocal y
-        blocks.append(BlockResult(label, (x1, y, x2, y + h), content))
+        # PP-DocLayoutV3's outline on some blocks (a notched polygon, as JSON gives it back)
+        outline = [[x1, y], [x2, y], [x2, y + h], [x1 + 10.5, y + h], [x1, y + h / 2]] if rng.random() < 0.3 else None
+        blocks.append(BlockResult(label, (x1, y, x2, y + h), content, polygon_points=outline))
         y += h + 5
     if rng.random() < 0.4:
         add(rng.choice(["header", "number"]), "Running head")
@@ -52,7 +54,8 @@ def _page(rng, index, cols, header):
 
 
 def _official_page(page: PageResult):
-    blocks = [PaddleOCRVLBlock(b.label, list(b.bbox), b.content, b.group_id) for b in page.blocks]
+    blocks = [PaddleOCRVLBlock(b.label, list(b.bbox), b.content, b.group_id, polygon_points=b.polygon_points)
+              for b in page.blocks]
     return official_result({"input_path": None, "page_index": page.page_index, "page_count": None,
                             "width": page.width, "height": page.height, "layout_det_res": {"boxes": []},
                             "parsing_res_list": blocks, "imgs_in_doc": [], "model_settings": dict(SETTINGS)})
