@@ -108,3 +108,28 @@ def test_rect_shape_mode_gives_rectangles_and_poly_draws_outlines(version_app):
     assert [b["coordinate"] for b in poly["prunedResult"]["layout_det_res"]["boxes"]] == [
         b["coordinate"] for b in page["layout_det_res"]["boxes"]]  # the same regions...
     assert not np.array_equal(_drawn(rect), _drawn(poly))  # ...drawn as their outlines
+
+
+def test_streamed_pages_and_a_job_carry_the_same_polygons(version_app):
+    """The streamed and job paths are the same page path: same prunedResult, polygons included."""
+    import json
+    import time
+
+    _, _, url = version_app
+    pdf = text_pdf(2, "Streamed page {n}: words to read. " * 30)
+    request = {"layoutShapeMode": "poly"}
+    blocking = [e["prunedResult"] for e in over_http(url, pdf, request)]
+    body = {"file": base64.b64encode(pdf).decode(), "fileType": 0, "visualize": False, **request}
+    with httpx.Client(base_url=url, timeout=600) as client:
+        lines = client.post("/layout-parsing", json=body, headers={"Accept": "application/x-ndjson"}).text.splitlines()
+        events = [json.loads(line) for line in lines if line.strip()]
+        streamed = [e["result"]["prunedResult"] for e in events if e.get("event") == "page"]
+        job = client.post("/jobs/layout-parsing", json=body).json()["result"]["jobId"]
+        for _ in range(600):  # bounded poll: a safety net, not a measure
+            if client.get(f"/jobs/{job}").json()["result"]["status"] in ("done", "failed"):
+                break
+            time.sleep(0.5)
+        result = client.get(f"/jobs/{job}/result").json()["result"]
+    from_job = [e["prunedResult"] for e in result["layoutParsingResults"]]
+    assert streamed == blocking == from_job
+    assert any("block_polygon_points" in b for page in blocking for b in page["parsing_res_list"])
