@@ -4,8 +4,11 @@
   at 144 and 200 DPI; and with each page's words taken from the PDF's text layer, as a born-digital
   page is rendered by default (``textLayer: auto``).
 - Layout: pages/s per backend on CPU. ``lite`` runs its real PP-Layout CDLA weights; the
-  ``transformers`` and ``paddlex`` rows use the tiny random checkpoints, so they measure our
-  pre/post-processing and the frameworks' overhead, not the speed of the real PP-DocLayoutV2.
+  ``transformers`` and ``paddlex`` rows use the tiny random checkpoints of PP-DocLayoutV2 and V3, so
+  they measure our pre/post-processing (V3: masks traced into polygons) and the frameworks'
+  overhead, not the speed of the real models; the "full size" rows run PP-DocLayoutV2 and V3 with
+  their real architectures and random weights (PaddleX's conversion configs) in transformers on CPU,
+  which times like the real weights. ``--layout-only`` runs only these rows (``stages_layout.json``).
 - Recognition: blocks/s and generated tokens/s of one vLLM engine (CPU build, tiny random
   PaddleOCR-VL, 32 new tokens per block) at concurrency 1, 8 and 64; pages/s of the lite engine
   reading pixels (``textLayer: off``: OCR) and with the PDF's text layer (``auto``, the default).
@@ -70,23 +73,50 @@ def bench_render(data: bytes, pages: int) -> list[dict]:
     return rows
 
 
-def bench_layout(data: bytes) -> list[dict]:
-    from devtools.tiny_models import build_tiny_layout_paddle, build_tiny_layout_transformers
+def bench_layout(data: bytes, full_size_pages: int = 4) -> list[dict]:
+    from devtools import tiny_models as tiny
 
     pages = list(Renderer().render(data))
     tmp = Path(tempfile.mkdtemp())
+    v3 = {"model_name": "PP-DocLayoutV3"}
     configs = {
-        "lite (real CDLA weights)": LayoutConfig(backend="lite"),
-        "transformers (tiny)": LayoutConfig(backend="transformers", model=str(build_tiny_layout_transformers(tmp / "hf"))),
-        "paddlex (tiny)": LayoutConfig(backend="paddlex", model=str(build_tiny_layout_paddle(tmp / "pd"))),
+        "lite (real CDLA weights)": (LayoutConfig(backend="lite"), pages),
+        "transformers V2 (tiny)": (LayoutConfig(backend="transformers",
+                                                model=str(tiny.build_tiny_layout_transformers(tmp / "hf"))), pages),
+        "paddlex V2 (tiny)": (LayoutConfig(backend="paddlex", model=str(tiny.build_tiny_layout_paddle(tmp / "pd"))), pages),
+        "transformers V3 (tiny)": (LayoutConfig(backend="transformers", **v3,
+                                                model=str(tiny.build_tiny_layout_v3_transformers(tmp / "hf3"))), pages),
+        "paddlex V3 (tiny)": (LayoutConfig(backend="paddlex", **v3,
+                                           model=str(tiny.build_tiny_layout_v3_paddle(tmp / "pd3"))), pages),
     }
+    for name in ("PP-DocLayoutV2", "PP-DocLayoutV3"):
+        model = full_size_checkpoint(name, tmp / name)
+        configs[f"transformers {name[-2:]} (full size, random weights)"] = (
+            LayoutConfig(backend="transformers", model_name=name, model=str(model), batch_size=1), pages[:full_size_pages])
     rows = []
-    for name, config in configs.items():
+    for name, (config, chosen) in configs.items():
         detector = LayoutDetector(config)
-        detector.detect(pages[:2])  # warm-up
-        seconds = best_of(lambda: detector.detect(pages, [LayoutOptions()] * len(pages)), repeats=2)
-        rows.append({"backend": name, "pages_per_s": len(pages) / seconds})
+        detector.detect(chosen[:1])  # warm-up
+        options = [LayoutOptions(threshold=0.3 if "V3" in name else LayoutOptions().threshold)] * len(chosen)
+        seconds = best_of(lambda: detector.detect(chosen, options), repeats=2)
+        rows.append({"backend": name, "pages": len(chosen), "pages_per_s": len(chosen) / seconds})
     return rows
+
+
+def full_size_checkpoint(name: str, out: Path) -> Path:
+    """PP-DocLayoutV2 or V3 with its real architecture (PaddleX 3.7.2's safetensors-conversion
+    config) and random weights, saved for the transformers backend."""
+    import transformers
+    from paddlex.modules.base.utils.pdparams2safetensors.model_config import MODEL_CONFIGS
+
+    from deployments.labels import PP_DOCLAYOUT_V2_LABELS
+
+    config = {k: v for k, v in MODEL_CONFIGS[name].items()
+              if k not in ("architectures", "model_type", "torch_dtype", "label2id", "id2label")}
+    kind = name.replace("-", "")
+    config = getattr(transformers, f"{kind}Config")(**config, id2label=dict(enumerate(PP_DOCLAYOUT_V2_LABELS)))
+    getattr(transformers, f"{kind}ForObjectDetection")(config).eval().save_pretrained(out)
+    return out
 
 
 def bench_recognition(data: bytes) -> dict:
@@ -158,7 +188,13 @@ def main() -> None:
     parser.add_argument("--recognition-tokens", type=int, default=0, metavar="N",
                         help="only the vLLM recognition part, with max_new_tokens N (decode-dominated like real OCR at "
                         "256); writes stages_recognition_<N>.json")
+    parser.add_argument("--layout-only", action="store_true", help="only the layout rows (stages_layout.json)")
     args = parser.parse_args()
+    if args.layout_only:
+        layout = bench_layout(mixed_pdf(args.pages))
+        _print_layout(layout)
+        results.write("stages_layout", {"layout": layout}, "cpu (real lite weights, tiny and full-size random checkpoints)")
+        return
     if args.recognition_tokens:
         import asyncio
 
@@ -179,9 +215,7 @@ def main() -> None:
         print(f"{r['dpi']:>5}{r['ours_pages_per_s']:>11.1f}{r['bare_pymupdf_pages_per_s']:>11.1f}{r['ratio']:>8.2f}"
               f"{r['with_text_layer_pages_per_s']:>24.1f}")
     layout = bench_layout(mixed_pdf(40))
-    print(f"\nlayout on CPU ({os.cpu_count()} cores)")
-    for r in layout:
-        print(f"  {r['backend']:<28}{r['pages_per_s']:>8.1f} pages/s")
+    _print_layout(layout)
     recognition = bench_recognition(mixed_pdf(10))
     print("\nrecognition, one vLLM engine (CPU build, tiny random model, 32 new tokens per block)")
     for name, r in recognition.items():
@@ -191,6 +225,12 @@ def main() -> None:
           f"{recognition['lite_text_layer_pages_per_s']:.2f} with the text layer (auto)")
     results.write("stages", {"render": render, "layout": layout, "recognition": recognition},
                   "cpu (real lite weights, tiny checkpoints)")
+
+
+def _print_layout(layout: list[dict]) -> None:
+    print(f"\nlayout on CPU ({os.cpu_count()} cores)")
+    for r in layout:
+        print(f"  {r['backend']:<44}{r['pages_per_s']:>8.2f} pages/s ({r['pages']} pages)")
 
 
 if __name__ == "__main__":
