@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="a GPU config, e.g. configs/gpu-16gb.yaml")
     parser.add_argument("--pages", type=int, default=40)
-    parser.add_argument("--layout-model", help="local PP-DocLayoutV2 directory (default: the config's)")
+    parser.add_argument("--layout-model", help="local PP-DocLayoutV3 (or V2, pipeline v1) directory (default: the config's)")
     parser.add_argument("--vlm-model", help="local PaddleOCR-VL directory (default: the config's)")
     parser.add_argument("--allow-cpu", action="store_true", help="run on CPU (tiny checkpoints) to test the script")
     args = parser.parse_args(argv)
@@ -95,11 +95,16 @@ def main(argv=None) -> int:
         if not (args.layout_model and args.vlm_model):  # the script's check: tiny checkpoints built here
             import tempfile
 
-            from devtools.tiny_models import build_tiny_layout_transformers, build_tiny_vlm
+            from deployments.pipelines import pipeline_for
+            from devtools import tiny_models
+            from serve_app.config import load_config
 
+            spec = pipeline_for(load_config(args.config).pipeline)  # the config's layout model and template
+            layout = (tiny_models.build_tiny_layout_v3_transformers if spec.polygons
+                      else tiny_models.build_tiny_layout_transformers)
             tiny = Path(tempfile.mkdtemp(prefix="gpu-smoke-"))
-            args.layout_model = args.layout_model or str(build_tiny_layout_transformers(tiny / "layout"))
-            args.vlm_model = args.vlm_model or str(build_tiny_vlm(tiny / "vlm"))
+            args.layout_model = args.layout_model or str(layout(tiny / "layout"))
+            args.vlm_model = args.vlm_model or str(tiny_models.build_tiny_vlm(tiny / "vlm", version=spec.version))
     config = app_config(args.config, args.layout_model, args.vlm_model, cpu=card is None)
     report: dict = {"config": args.config, "card": None if card is None else
                     {"name": card.name, "total_gib": round(card.total_gib, 2), "free_gib": round(card.free_gib, 2),
