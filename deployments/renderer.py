@@ -63,10 +63,17 @@ def sniff_kind(data: bytes) -> FileKind:
     return "pdf" if b"%PDF-" in data[:1024] else "image"
 
 
+MAX_PAGE_RANGES = 100  # ranges in one pageRanges spec (a spec is for people; thousands are an attack)
+
+
 def check_page_ranges(spec: Optional[str]) -> list[tuple[int, int]]:
     """'1-3,5' → [(1, 3), (5, 5)]: the syntax alone (the page count is not known yet)."""
     ranges: list[tuple[int, int]] = []
-    for part in (spec or "").replace(" ", "").split(","):
+    parts = (spec or "").replace(" ", "").split(",")
+    if len(parts) > MAX_PAGE_RANGES:
+        raise InputError(ErrorKind.BAD_PAGE_RANGE, f"{len(parts)} ranges; at most {MAX_PAGE_RANGES} are accepted "
+                         "(join neighbouring pages into ranges such as '1-40')")
+    for part in parts:
         if not part and not spec:
             continue
         lo, _, hi = part.partition("-")
@@ -87,11 +94,18 @@ def parse_page_ranges(spec: Optional[str], page_count: int) -> list[int]:
     if not spec:
         return list(range(page_count))
     pages: list[int] = []
+    taken: list[tuple[int, int]] = []  # ranges already selected (each page once, in the order asked)
     for first, last in check_page_ranges(spec):
         if last > page_count:
             raise InputError(ErrorKind.BAD_PAGE_RANGE, f"page range {first}-{last} is outside 1-{page_count} (the document "
                              f"has {page_count} pages)")
-        pages.extend(i - 1 for i in range(first, last + 1) if i - 1 not in pages)
+        start = first
+        for lo, hi in sorted(taken):  # the pages of [first, last] not taken yet: linear in the pages selected
+            if hi >= start and lo <= last:
+                pages.extend(range(start - 1, lo - 1))
+                start = max(start, hi + 1)
+        pages.extend(range(start - 1, last))
+        taken.append((first, last))
     return pages
 
 

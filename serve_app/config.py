@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deployments.datamodel import ErrorKind
 from deployments.layout.config import LayoutConfig
@@ -68,7 +68,8 @@ class IngressConfig(BaseModel):
 
     max_pages: Optional[int] = Field(None, ge=1, description="Reject documents with more pages (422); None: no limit.")
     max_body_mb: float = Field(200, gt=0, description="Largest request body (413 beyond).")
-    api_key: Optional[str] = Field(None, description="When set, requests need `Authorization: Bearer <key>`.")
+    api_key: Optional[str] = Field(None, description="When set, requests need `Authorization: Bearer "
+                                   "<key>` (an empty key is refused: leave the setting out to run without one).")
     visualize: bool = Field(True, description="Default of the `visualize` option (official default: true).")
     timeout_s: float = Field(600, gt=0, description="Default deadline of one request (504 beyond).")
     page_window: int = Field(8, ge=1, description="Pages of one document in flight at once.")
@@ -86,6 +87,14 @@ class IngressConfig(BaseModel):
         tuple(sorted(UNAVAILABLE)), description="Error kinds of a page step worth those retries (default: a stage "
         "replica that stopped or was full; a page's own failure would only fail again).")
     num_cpus: float = Field(0.25, gt=0, description="CPUs per ingress replica.")
+
+    @field_validator("api_key")
+    @classmethod
+    def _no_empty_key(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not value.strip():
+            raise ValueError("an empty key would turn authentication off; leave api_key out to run without a key, "
+                             "or set one")
+        return value
 
     def retries(self) -> "Retries":
         """The retry policy of the application's page steps (blocking, streamed, jobs)."""
@@ -272,7 +281,8 @@ def config_problems(exc: ValidationError, model: type[BaseModel]) -> str:
         elif not where:  # a check across settings: its message names them
             lines.append(error["msg"].removeprefix("Value error, "))
         else:
-            lines.append(f"{where}: {error['msg']}" + (f", got {error['input']!r}" if error["type"] != "missing" else ""))
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {message}" + (f", got {error['input']!r}" if error["type"] != "missing" else ""))
     return "; ".join(lines)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 import uuid
@@ -46,7 +47,8 @@ class Ingress(JobRoutes, UiRoutes):
     def _authorize(self, request: Request) -> str:
         """The caller's owner id (a hash of its API key; jobs are visible to their owner only)."""
         key = self.config.ingress.api_key
-        if key and request.headers.get("authorization") != f"Bearer {key}":
+        given = request.headers.get("authorization", "").encode()
+        if key and not hmac.compare_digest(given, f"Bearer {key}".encode()):  # no timing hint of the key
             raise Unauthorized()
         return owner_of(key)
 
@@ -195,7 +197,8 @@ class Ingress(JobRoutes, UiRoutes):
             try:
                 await asyncio.wait_for(handle.ready.remote(), 10)
             except Exception as exc:  # noqa: BLE001 - any failure means not ready
-                problems.append(f"{name}: {type(exc).__name__}")
+                log.warning("[%s] %s not ready: %s: %s", log_id, name, type(exc).__name__, exc)
+                problems.append(name)  # the reason is in the log, not in an open route's answer
         if problems:
             return envelope(log_id, 503, "Not ready: " + ", ".join(problems), headers={"Retry-After": str(RETRY_SOON_S)})
         return envelope(log_id, message="Ready")

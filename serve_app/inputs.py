@@ -45,10 +45,17 @@ async def _check_host(host: str, config: IngressConfig) -> None:
     except socket.gaierror:
         raise FileError(422, f"cannot resolve the host of the `file` URL ({host})") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            raise FileError(422, f"the `file` URL points to a private or loopback address ({address}); this server "
-                            "refuses those (set ingress.allow_private_urls to allow them)")
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        # Anything not globally routable: private, loopback, link-local, shared (100.64.0.0/10, where
+        # clouds put metadata services), 6to4 relays, reserved. The address is not echoed.
+        if not address.is_global or _six_to_four(address):
+            raise FileError(422, "the `file` URL points to a private or loopback address; this server refuses those "
+                            "(set ingress.allow_private_urls to allow them)")
+
+
+def _six_to_four(address) -> bool:
+    """2002::/16 wraps an IPv4 address (6to4): Python counts it global whatever it wraps."""
+    return address.version == 6 and address in ipaddress.ip_network("2002::/16")
 
 
 async def fetch_url(url: str, config: IngressConfig) -> bytes:

@@ -8,6 +8,7 @@ messages) or, in a bulk job, from the same API-named options given as flags or c
 from __future__ import annotations
 
 import re
+import reprlib
 from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -279,10 +280,25 @@ def describe(exc: ValidationError, names: Optional[dict[str, str]] = None) -> st
         if message not in entry[0]:
             entry[0].append(message)
     lines = []
-    for loc, (messages, got, show) in problems.items():
+    for loc, (messages, got, show) in list(problems.items())[:MAX_PROBLEMS]:
         text = messages[0] + "".join(", or " + m.removeprefix("Input should be ") for m in messages[1:])
-        lines.append((f"{loc}: " if loc else "") + text + (f", got {got!r}" if show else ""))
-    return "; ".join(lines)
+        lines.append((f"{loc}: " if loc else "")[:MAX_ECHO] + text + (f", got {_short(got)}" if show else ""))
+    more = len(problems) - MAX_PROBLEMS
+    return "; ".join(lines) + (f"; and {more} more problems" if more > 0 else "")
+
+
+#: An error message names the first few problems and shows a short start of each value: a large
+#: body must not come back larger (or cost the event loop the time to print it).
+MAX_PROBLEMS, MAX_ECHO = 5, 80
+
+
+def _short(value) -> str:
+    shortener = reprlib.Repr()  # bounded by construction: a huge nested value is never printed whole
+    shortener.maxstring = shortener.maxother = MAX_ECHO
+    shortener.maxlist = shortener.maxdict = 6
+    shortener.maxlevel = 3
+    text = shortener.repr(value)
+    return text if len(text) <= MAX_ECHO else text[:MAX_ECHO] + "..."
 
 
 def _is_type_tag(part) -> bool:

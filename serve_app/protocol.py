@@ -3,11 +3,27 @@ serving schema (camelCase names), plus our additions (``pageRanges``, ``deadline
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+import re
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from deployments.layout.options import MergeMode
+
+
+_LOG_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+def _check_log_id(value: str) -> str:
+    if not _LOG_ID.fullmatch(value):
+        raise ValueError("must be 1 to 128 of A-Z a-z 0-9 _ . - (it goes into a header, every event and log line); "
+                         "leave it out to get a generated one")
+    return value
+
+
+#: A caller's ``logId``: echoed in the ``X-Log-Id`` header, the answer and the logs, so it is short
+#: and plain ASCII (a newline or a non-Latin-1 character would break the header).
+LogId = Annotated[str, AfterValidator(_check_log_id)]
 
 
 class InferRequest(BaseModel):
@@ -49,9 +65,9 @@ class InferRequest(BaseModel):
     visualize: Optional[bool] = None
     returnMarkdownImages: Optional[bool] = None
     outputFormats: Optional[list[str]] = None
-    logId: Optional[str] = None
+    logId: Optional[LogId] = None
     pageRanges: Optional[str] = Field(None, description="Pages to parse, 1-based: '1-3,7'.")
-    deadlineSeconds: Optional[float] = Field(None, description="Deadline of this request (504 beyond).")
+    deadlineSeconds: Optional[float] = Field(None, allow_inf_nan=False, description="Deadline of this request (504 beyond).")
     textLayer: Optional[Literal["auto", "off", "prefer"]] = Field(
         None, description="A PDF's own text for text blocks: auto (the offline CPU engine uses it where it is "
         "good), off (always read pixels), prefer (also with the VLM engines: text blocks the layer covers skip "
@@ -77,7 +93,7 @@ class RestructureRequest(BaseModel):
     prettifyMarkdown: bool = True
     showFormulaNumber: bool = False
     returnMarkdownImages: bool = True
-    logId: Optional[str] = None
+    logId: Optional[LogId] = None
 
 
 class MarkdownData(BaseModel):

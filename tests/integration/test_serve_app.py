@@ -134,6 +134,11 @@ def test_options_page_ranges_layout_off_and_restructure(client):
     ({"outputFormats": ["docx"]}, "not supported"),
     ({"vlmExtraArgs": {"foo": 1}}, "vlmExtraArgs: key 'foo' is not supported"),
     ({"pageRanges": "5-9"}, "outside 1-1"),
+    # Hostile values (issue: abuse resistance): refused cheaply, with a short message.
+    ({"pageRanges": ",".join(["1-4000"] * 1000)}, "1000 ranges; at most 100 are accepted"),
+    ({"logId": "two\nlines"}, "logId: must be 1 to 128 of A-Z a-z 0-9 _ . -"),
+    ({"logId": "x" * 129}, "logId: must be 1 to 128"),
+    ({"logId": "журнал"}, "logId: must be 1 to 128"),
 ])
 def test_invalid_options_give_422_with_the_reason(client, options, fragment):
     response = parse(client, text_pdf(1), **options)
@@ -148,11 +153,35 @@ def test_invalid_options_give_422_with_the_reason(client, options, fragment):
     ({"file": B64(b"just some text, not a document")}, 422, "neither a PDF nor an image"),
     ({"file": B64(image_bytes()), "fileType": 0}, 422, "fileType says PDF"),
     ({"file": "http://127.0.0.1:9/doc.pdf"}, 422, "private or loopback address"),
+    ({"file": "http://100.100.100.200/latest/meta-data"}, 422, "private or loopback address;"),  # shared space
+    ({"file": "http://[2002:a9fe:a9fe::1]/doc.pdf"}, 422, "private or loopback address;"),  # 6to4 of 169.254.169.254
     ({}, 422, "file"),
 ])
 def test_bad_inputs_give_clear_errors(client, body, status, fragment):
     response = client.post("/layout-parsing", json=body)
     assert response.status_code == status and fragment in response.json()["errorMsg"]
+    assert "100.100" not in response.json()["errorMsg"] and "2002:" not in response.json()["errorMsg"]
+
+
+def test_a_large_invalid_body_gets_a_short_422(client):
+    """A 300 KB invalid value does not come back whole (nor a message per element): the first few
+    problems, each value cut short."""
+    threshold = {str(i): "y" * 3000 for i in range(100)}
+    response = parse(client, text_pdf(1), layoutThreshold=threshold)
+    message = response.json()["errorMsg"]
+    assert response.status_code == 422 and message.startswith("layoutThreshold")
+    assert len(message) < 2000 and "more problems" in message
+
+
+def test_an_infinite_deadline_is_refused(client):
+    body = '{"file": "%s", "deadlineSeconds": Infinity}' % B64(text_pdf(1))  # JSON as Python writes inf
+    response = client.post("/layout-parsing", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "deadlineSeconds: Input should be a finite number" in response.json()["errorMsg"]
+
+
+def test_the_api_key_is_checked_whatever_its_length(client):
+    for header in ("Bearer secre", "Bearer secrets", "Bearer " + "s" * 10_000, "secret"):
+        assert parse(client, text_pdf(1), "/strict/layout-parsing", headers={"Authorization": header}).status_code == 401
 
 
 def test_oversize_body_is_413(client):

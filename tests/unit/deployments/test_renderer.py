@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deployments.renderer import InputError, Renderer, RendererConfig, parse_page_ranges
+from deployments.renderer import InputError, Renderer, RendererConfig, check_page_ranges, parse_page_ranges
 from devtools.documents import (corrupt_pdf, encrypted_pdf, huge_page_pdf, image_bytes, paper_pdf, rotated_pdf,
                        scanned_pdf, text_pdf, zero_page_pdf)
 
@@ -121,3 +121,27 @@ def test_render_pages_gives_every_page_once_when_rendering_stops_part_way(monkey
     assert (pages[2].error.stage, pages[2].error.kind) == ("render", "render_failed") and "MuPDF stopped" in pages[3].error.message
     [image] = list(Renderer().render_pages(b"\x89PNG\r\n\x1a\nbroken", "i", None, [0], 1))
     assert (image.error.kind, image.page_count) == ("unsupported_type", 1)  # Pillow cannot open it
+
+
+def test_page_ranges_select_each_page_once_in_the_order_asked():
+    import random
+
+    def by_definition(spec, n):  # each range's pages, in order, skipping pages already taken
+        pages = []
+        for first, last in check_page_ranges(spec):
+            pages += [i - 1 for i in range(first, last + 1) if i - 1 not in pages]
+        return pages
+
+    rng = random.Random(0)
+    for _ in range(500):
+        n = rng.randint(1, 60)
+        spec = ",".join(f"{a}-{rng.randint(a, n)}" for a in (rng.randint(1, n) for _ in range(rng.randint(1, 8))))
+        assert parse_page_ranges(spec, n) == by_definition(spec, n), spec
+
+
+def test_a_hostile_page_range_spec_is_refused_or_cheap():
+    """'1-4000' a thousand times is refused for its length; a hundred times selects 4,000 pages
+    once each (the work is bounded by the pages selected, not ranges x pages)."""
+    with pytest.raises(InputError, match="at most 100 are accepted"):
+        check_page_ranges(",".join(["1-4000"] * 1000))
+    assert parse_page_ranges(",".join(["1-4000"] * 100), 4000) == list(range(4000))

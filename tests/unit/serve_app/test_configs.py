@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serve_app.config import AppConfig, load_config
+from serve_app.config import AppConfig, ConfigError, load_config
 
 CONFIGS = sorted((Path(__file__).parents[3] / "configs").glob("*.yaml"))
 
@@ -75,3 +75,9 @@ def test_a_card_class_places_the_gpu_stages_from_its_memory_plan_and_a_set_fract
         load_config({"gpu": "10gb"})
     with pytest.raises(ValueError, match=r"layout.num_gpus 0.5 \+ recognizer.num_gpus 0.9 > 1"):
         load_config({"layout": {**gpu_stages["layout"], "num_gpus": 0.5}, "recognizer": {"num_gpus": 0.9}})
+
+
+def test_an_empty_api_key_is_refused_not_taken_as_no_key():
+    with pytest.raises(ConfigError, match="ingress.api_key: an empty key would turn authentication off"):
+        load_config({"ingress": {"api_key": " "}})
+    assert load_config({"ingress": {"api_key": "k"}}).ingress.api_key == "k"
