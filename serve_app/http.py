@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
+import uuid
 from typing import Any, AsyncIterator, Iterator
 
 from fastapi import FastAPI
@@ -17,6 +19,15 @@ api = FastAPI(title="PaddleOCR-VL layout parsing", version="0.1.0",
               description="PaddleX-compatible `/layout-parsing` on Ray Serve, with async jobs (`/jobs`), streamed "
               "pages (`Accept: application/x-ndjson` or `text/event-stream`) and a web page (`/ui`). Errors use the "
               "envelope `{logId, errorCode, errorMsg}` with errorCode = HTTP status.")
+
+
+@api.exception_handler(Exception)
+async def _unexpected(request, exc: Exception) -> JSONResponse:
+    """Whatever a route did not answer itself still gets the envelope (500), never a bare error
+    page; the exception goes to the log under the answer's logId, not to the caller."""
+    log_id = str(uuid.uuid4())
+    logging.getLogger("serve_app").error("[%s] %s %s failed", log_id, request.method, request.url.path, exc_info=exc)
+    return envelope(log_id, 500, f"internal error; it is logged with logId {log_id}")
 
 
 #: A success answer larger than this goes out in pieces of about this size (chunked transfer), so

@@ -166,20 +166,11 @@ class Ingress(JobRoutes, UiRoutes):
         try:
             req = await self._body(request, RestructureRequest, log_id)
             log_id = req.logId or log_id
-            try:
-                pages = [page_from_pruned(p.prunedResult, n) for n, p in enumerate(req.pages)]
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ServiceError(422, f"pages[].prunedResult is not a layout-parsing prunedResult ({exc!r})") from None
-            settings = req.pages[0].prunedResult.get("model_settings") or {}
-            options = ParseOptions.from_report(settings, pretty=req.prettifyMarkdown,
-                                               show_formula_number=req.showFormulaNumber).model_copy(update={
-                "restructure": RestructureOptions(enabled=True, merge_tables=req.mergeTables,
-                                                  relevel_titles=req.relevelTitles, concatenate=req.concatenatePages)})
-            images: dict[str, str] = {}
-            for page in req.pages:
-                images.update(page.markdownImages or {})
-            results = [text_entry(text, images if req.returnMarkdownImages else None)
-                       for text in assemble_document(pages, options)]
+            try:  # everything that reads the pages; off the event loop (a large document is work)
+                results = await asyncio.to_thread(restructure_answer, req)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ServiceError(422, f"pages[].prunedResult is not a layout-parsing prunedResult: "
+                                        f"{type(exc).__name__}: {str(exc)[:200]}") from None
             return envelope(log_id, result={"layoutParsingResults": results})
         except ServiceError as exc:
             return error_answer(log_id, exc)
@@ -202,6 +193,21 @@ class Ingress(JobRoutes, UiRoutes):
         if problems:
             return envelope(log_id, 503, "Not ready: " + ", ".join(problems), headers={"Retry-After": str(RETRY_SOON_S)})
         return envelope(log_id, message="Ready")
+
+
+def restructure_answer(req: RestructureRequest) -> list[dict]:
+    """``/restructure-pages``: the document step (``assemble_document``) on pages read back from
+    their ``prunedResult``; an input it cannot read raises KeyError/TypeError/ValueError."""
+    pages = [page_from_pruned(p.prunedResult, n) for n, p in enumerate(req.pages)]
+    settings = req.pages[0].prunedResult.get("model_settings") or {}
+    options = ParseOptions.from_report(settings, pretty=req.prettifyMarkdown,
+                                       show_formula_number=req.showFormulaNumber).model_copy(update={
+        "restructure": RestructureOptions(enabled=True, merge_tables=req.mergeTables,
+                                          relevel_titles=req.relevelTitles, concatenate=req.concatenatePages)})
+    images: dict[str, str] = {}
+    for page in req.pages:
+        images.update(page.markdownImages or {})
+    return [text_entry(text, images if req.returnMarkdownImages else None) for text in assemble_document(pages, options)]
 
 
 class Unauthorized(ServiceError):

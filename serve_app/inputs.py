@@ -96,6 +96,10 @@ async def load_file(file: str, file_type: Optional[int], config: IngressConfig) 
     """(bytes, kind). The kind comes from ``fileType``, else the URL's extension, else the bytes
     (PaddleX answers 422 for Base64 without ``fileType``; we look at the bytes instead)."""
     if is_url(file):
+        try:
+            urlparse(file).hostname  # noqa: B018 - parsing is the check ("http://[::1/x" raises)
+        except ValueError as exc:
+            raise FileError(422, f"the `file` URL cannot be parsed ({exc}); send a valid http(s) URL or Base64") from None
         data = await fetch_url(file, config)
         guessed = url_kind(file)
     else:

@@ -15,6 +15,24 @@ def _full_to_half(text: str) -> str:
     return "".join(chr(ord(c) - 0xFEE0) if 0xFF01 <= ord(c) <= 0xFF5E else c for c in text)
 
 
+#: The largest row or column span a table cell may declare: the model writes a few; a span of 10^5
+#: would make the column count walk 10^10 cells on the event loop.
+MAX_SPAN = 1000
+
+
+def span(cell, name: str) -> int:
+    """A cell's ``colspan``/``rowspan`` (1 when absent), refused when it is not a whole number
+    from 1 to ``MAX_SPAN`` (``/restructure-pages`` answers 422 naming it)."""
+    value = cell.get(name, 1)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if not 1 <= number <= MAX_SPAN:
+        raise ValueError(f"a table cell has {name}={value!r}; spans must be whole numbers from 1 to {MAX_SPAN}")
+    return number
+
+
 def _total_columns(soup) -> int:
     occupied: dict[int, set] = {}
     max_cols = 0
@@ -24,7 +42,7 @@ def _total_columns(soup) -> int:
         for cell in row.find_all(["td", "th"]):
             while col in occupied[r]:
                 col += 1
-            colspan, rowspan = int(cell.get("colspan", 1)), int(cell.get("rowspan", 1))
+            colspan, rowspan = span(cell, "colspan"), span(cell, "rowspan")
             for rr in range(r, r + rowspan):
                 occupied.setdefault(rr, set()).update(range(col, col + colspan))
             col += colspan
@@ -40,7 +58,7 @@ def _header_rows(soup1, soup2) -> int:
         c1, c2 = rows1[i].find_all(["td", "th"]), rows2[i].find_all(["td", "th"])
         if len(c1) != len(c2) or any(
             "".join(_full_to_half(a.get_text()).split()) != "".join(_full_to_half(b.get_text()).split())
-            or int(a.get("colspan", 1)) != int(b.get("colspan", 1))
+            or span(a, "colspan") != span(b, "colspan")
             for a, b in zip(c1, c2)
         ):
             break
@@ -56,7 +74,7 @@ def _rows_match(soup1, soup2) -> bool:
     if len(rows2) <= header:
         return False
     last, first = rows1[-1], rows2[header]
-    cols = lambda row: sum(int(c.get("colspan", 1)) for c in row.find_all(["td", "th"]))  # noqa: E731
+    cols = lambda row: sum(span(c, "colspan") for c in row.find_all(["td", "th"]))  # noqa: E731
     visual = lambda row: len(row.find_all(["td", "th"]))  # noqa: E731
     return cols(last) == cols(first) or visual(last) == visual(first)
 

@@ -21,6 +21,8 @@ class UiRoutes:
 
     @api.get("/ui/{name:path}", include_in_schema=False)
     async def ui_file(self, name: str) -> Response:
+        if "\x00" in name:  # no file has it; resolve() would raise on it
+            return Response(status_code=404)
         path = (UI_DIR / (name or "index.html")).resolve()
         if not path.is_relative_to(UI_DIR) or path.suffix not in SERVED or not path.is_file():
             return Response("not found", status_code=404, media_type="text/plain")

@@ -288,6 +288,34 @@ def test_restructure_pages_route(client):
     assert "Page 1:" in merged["markdown"]["text"] and "Page 2:" in merged["markdown"]["text"]
 
 
+def _table_page(cell_attrs: str, settings=None) -> dict:
+    table = f"<table><tr><td {cell_attrs}>a</td><td>b</td></tr><tr><td>c</td><td>d</td></tr></table>"
+    blocks = [{"block_label": "table", "block_content": table, "block_bbox": [10, 10, 500, 300], "block_id": 0,
+               "block_order": None, "group_id": 0}]
+    return {"prunedResult": {"width": 600, "height": 800, "page_count": 2, "parsing_res_list": blocks,
+                             "model_settings": settings or {}}}
+
+
+@pytest.mark.parametrize("attrs, settings, fragment", [
+    ('colspan="abc"', None, "colspan='abc'; spans must be whole numbers from 1 to 1000"),
+    ('rowspan="100000"', None, "rowspan='100000'; spans must be whole numbers from 1 to 1000"),
+    ("", {"markdown_ignore_labels": 5}, "is not a layout-parsing prunedResult: TypeError"),
+])
+def test_restructure_pages_refuses_what_it_cannot_read_with_422(client, attrs, settings, fragment):
+    """Hostile or malformed pages answer 422 in the envelope (not a plain 500, not a stalled
+    ingress), and the ingress answers /health at once afterwards."""
+    body = {"pages": [_table_page(attrs, settings), _table_page(attrs, settings)], "mergeTables": True}
+    response = client.post("/restructure-pages", json=body)
+    assert response.status_code == 422 and fragment in response.json()["errorMsg"], response.text
+    assert client.get("/health").json()["errorCode"] == 0
+
+
+def test_malformed_requests_elsewhere_get_the_envelope_not_a_bare_500(client):
+    job = client.post("/jobs/layout-parsing", json={"file": "http://[::1/x.pdf"})
+    assert job.status_code == 422 and "the `file` URL cannot be parsed" in job.json()["errorMsg"]
+    assert client.get("/ui/a%00b.js").status_code == 404
+
+
 def test_official_client_request_shape(client):
     """The request the official docs' Python example sends, and the response fields it reads."""
     payload = {"file": B64(paper_png()), "fileType": 1, "useDocOrientationClassify": False, "useDocUnwarping": False,
