@@ -39,9 +39,9 @@ class JobRunner:
                 await self._parse(record)
         except asyncio.CancelledError:
             log.info("[%s] job %s cancelled", record.log_id, record.job_id)
-        except Exception as exc:  # noqa: BLE001 - the job fails, the manager goes on
-            log.exception("[%s] job %s failed", record.log_id, record.job_id)
-            self._finish(record, "failed", 500, f"internal error: {type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the job fails, the manager goes on
+            log.exception("[%s] job %s failed", record.log_id, record.job_id)  # the details: here, not in the record
+            self._finish(record, "failed", 500, f"internal error; it is logged with logId {record.log_id}")
         finally:
             self.tasks.pop(record.job_id, None)
 
@@ -124,9 +124,7 @@ class JobRunner:
     async def _done(self, record: JobRecord, saved: dict[int, dict]) -> None:
         """``result.json`` is in place: the record says done (then ``_prune`` removes the page files)."""
         files, job_id = self.files, record.job_id
-        sizes = await asyncio.to_thread(lambda: [files.fs.get_file_info(files.path(job_id, name)).size
-                                                 for name in ("result.json", "input")])
-        record.stored_bytes = sum(sizes)
+        record.stored_bytes = await asyncio.to_thread(lambda: files.fs.get_file_info(files.path(job_id, "result.json")).size)
         record.pages_done = len(saved) or record.pages_total or 0
         record.failed_pages = sorted(i for i, entry in saved.items() if entry["status"] == "failed")
         self._finish(record, "done", 0, "")
@@ -139,15 +137,16 @@ class JobRunner:
         self._prune(record)
 
     def _prune(self, record: JobRecord) -> None:
-        """A finished job keeps only what its result needs: a done one its input and result, a failed
-        or cancelled one its record. (Also run for every finished job when a manager starts: one
-        killed between a job's record and this step left its pages.)"""
+        """A finished job keeps only what its result needs: a done one its result, a failed or
+        cancelled one its record; its input goes (a finished document must not hold the store's
+        budget for ``ttl_s``). Also run for every finished job when a manager starts: one killed
+        between a job's record and this step left its pages or input."""
         self.files.remove_pages(record.job_id)
+        try:
+            self.files.fs.delete_file(self._input(record))
+        except (FileNotFoundError, OSError):
+            pass
         if record.status in ("failed", "cancelled") and record.stored_bytes:
-            try:
-                self.files.fs.delete_file(self._input(record))
-            except (FileNotFoundError, OSError):
-                pass
             record.stored_bytes = 0
             self.files.save(record)
 

@@ -2,7 +2,7 @@
 such as ``s3://bucket/jobs`` that every node reaches).
 
     <root>/<job id>/job.json          the record (status, progress, limits' figures)
-    <root>/<job id>/input             the document's bytes (a job can be resumed from it)
+    <root>/<job id>/input             the document's bytes until the job ends (it is resumed from them)
     <root>/<job id>/pages/<n>.json    one finished page's entry, written as the page finishes
     <root>/<job id>/result.json       the whole ``result`` object, written once at the end
 
@@ -17,7 +17,9 @@ every page once (``tests/integration/test_jobs_crash.py`` kills it at each).
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -30,6 +32,9 @@ from serve_app.crashpoints import reached
 
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
 ACTIVE = ("queued", "running")
+#: A job's id (``uuid4().hex``): the only directories of the store this application removes unasked.
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+log = logging.getLogger(__name__)
 
 
 class JobRecord(BaseModel):
@@ -120,6 +125,13 @@ class JobFiles:
             while piece := stream.read(size):
                 yield piece
 
+    def _surely_missing(self, path: str) -> bool:
+        """The file is not there (False when the store cannot say now)."""
+        try:
+            return not self.exists(path)
+        except OSError:
+            return False
+
     def exists(self, path: str) -> bool:
         import pyarrow.fs as pafs
 
@@ -136,17 +148,24 @@ class JobFiles:
         self.write(self.path(record.job_id, "job.json"), record.model_dump_json().encode(), "jobs:record")
 
     def records(self) -> list[JobRecord]:
-        """Every readable job record (a directory without one, e.g. a submission cut short, is removed)."""
+        """Every readable job record. A job's directory without a record (a submission cut short) is
+        removed; nothing else is: a record that cannot be read now (a store that failed for a moment)
+        or a directory that is not a job's (a store shared with others) is left as it is."""
         import pyarrow.fs as pafs
 
         out = []
         for info in self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True)):
             if info.type != pafs.FileType.Directory:
                 continue
+            record = f"{info.path}/job.json"
             try:
-                out.append(JobRecord.model_validate_json(self.read(f"{info.path}/job.json")))
-            except (OSError, ValueError):
-                self.fs.delete_dir(info.path)
+                out.append(JobRecord.model_validate_json(self.read(record)))
+            except (OSError, ValueError) as exc:
+                name = info.path.rstrip("/").rsplit("/", 1)[-1]
+                if JOB_ID.fullmatch(name) and self._surely_missing(record):
+                    self.fs.delete_dir(info.path)
+                else:
+                    log.warning("job store: %s left as it is (%s: %s)", info.path, type(exc).__name__, exc)
         return out
 
     def page_path(self, job_id: str, index: int) -> str:

@@ -229,3 +229,37 @@ def test_pages_lost_with_a_replica_make_the_job_run_again_for_them_not_fail(tmp_
     status = asyncio.run(go())
     assert (status["status"], status["pagesDone"], status["failedPages"]) == ("done", 2, [])
     assert flaky.left == 0
+
+
+def test_the_store_removes_only_its_own_recordless_job_directories(tmp_path, monkeypatch):
+    """A job directory without a record (a submission cut short) goes; a directory that is not a
+    job's (a shared store) and a record that cannot be read for a moment stay."""
+    files = JobFiles(str(tmp_path / "jobs"))
+    ours, foreign, flaky = "a" * 32, "someone-elses", "b" * 32
+    files.write(files.path(ours, "input"), b"%PDF")
+    files.write(files.path(foreign, "data"), b"theirs")
+    files.save(JobRecord(job_id=flaky, log_id=flaky, owner=""))
+    real_read = files.read
+
+    def read(path):
+        if flaky in path:
+            raise OSError("the store failed for a moment")
+        return real_read(path)
+
+    monkeypatch.setattr(files, "read", read)
+    assert files.records() == []
+    left = {p.name for p in (tmp_path / "jobs").iterdir()}
+    assert left == {foreign, flaky}
+
+
+def test_a_finished_job_keeps_its_result_not_its_input(tmp_path):
+    m, _ = manager(tmp_path)
+
+    async def go():
+        job = await m.submit(decided({"visualize": False}), text_pdf(2), "pdf", "", None)
+        await until_finished(m, job["jobId"], "")
+        return job["jobId"], await m.status(job["jobId"], "")
+
+    job_id, status = asyncio.run(go())
+    assert status["status"] == "done"
+    assert not m.files.exists(m.files.path(job_id, "input")) and m.files.exists(m.files.path(job_id, "result.json"))
