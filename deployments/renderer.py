@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Iterator, Literal, Optional, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deployments.datamodel import ErrorKind, PageError, PageImage, Stage
 from deployments.textlayer import extract_text_layer
@@ -45,8 +45,22 @@ class RendererConfig(BaseModel):
     scale: float = Field(2.0, gt=0, le=10, description="PDF render scale; 2.0 = 144 DPI, as PaddleX.")
     max_page_pixels: int = Field(40_000_000, gt=0, description="Pages larger than this at `scale` render smaller.")
     min_scale: float = Field(0.25, gt=0, description="Smallest scale a huge page may be lowered to before it fails.")
-    max_image_pixels: int = Field(100_000_000, gt=0, description="Images larger than this are refused (bomb limit).")
+    max_image_pixels: Optional[int] = Field(
+        None, gt=0, description="Images larger than this are refused (bomb limit: a small compressed file can decode to "
+        "many pixels); at most max_page_pixels, the budget of a rendered page (None: max_page_pixels).")
     num_cpus: float = Field(0.5, gt=0, description="CPUs reserved per renderer replica.")
+
+    @model_validator(mode="after")
+    def _image_within_page_budget(self) -> "RendererConfig":
+        if self.max_image_pixels is not None and self.max_image_pixels > self.max_page_pixels:
+            raise ValueError(f"max_image_pixels ({self.max_image_pixels:,}) must not exceed max_page_pixels "
+                             f"({self.max_page_pixels:,}): an image is one page and gets a page's pixel budget")
+        return self
+
+    @property
+    def image_pixels(self) -> int:
+        """The largest image accepted, in pixels."""
+        return self.max_page_pixels if self.max_image_pixels is None else self.max_image_pixels
 
 
 @dataclass(slots=True)
@@ -257,9 +271,9 @@ class Renderer:
             raise InputError(ErrorKind.UNSUPPORTED_TYPE, f"the file is neither a PDF nor an image Pillow can read "
                              f"(it starts with {data[:8]!r}); send a PDF, PNG, JPEG, TIFF, BMP or WebP") from None
         width, height = image.size
-        if width * height > self.config.max_image_pixels:
+        if width * height > self.config.image_pixels:
             raise InputError(ErrorKind.IMAGE_TOO_LARGE, f"the image is {width}x{height} = {width * height:,} pixels > "
-                             f"max_image_pixels={self.config.max_image_pixels:,}; downscale it or raise the limit")
+                             f"max_image_pixels={self.config.image_pixels:,}; downscale it or raise the limit")
         return image
 
     @staticmethod

@@ -173,6 +173,19 @@ def test_a_large_invalid_body_gets_a_short_422(client):
     assert len(message) < 2000 and "more problems" in message
 
 
+def test_a_small_file_that_decodes_to_a_huge_image_is_refused(client):
+    """A 1-bit PNG of 9990 x 9990 is a few KB but ~300 MB as RGB: over the page budget, a 422."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("1", (9990, 9990), 1).save(buffer, "PNG")
+    assert len(buffer.getvalue()) < 100_000
+    response = parse(client, buffer.getvalue(), fileType=1)
+    assert response.status_code == 422 and "max_image_pixels=40,000,000" in response.json()["errorMsg"]
+
+
 def test_an_infinite_deadline_is_refused(client):
     body = '{"file": "%s", "deadlineSeconds": Infinity}' % B64(text_pdf(1))  # JSON as Python writes inf
     response = client.post("/layout-parsing", content=body, headers={"content-type": "application/json"})

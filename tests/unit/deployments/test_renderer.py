@@ -145,3 +145,10 @@ def test_a_hostile_page_range_spec_is_refused_or_cheap():
     with pytest.raises(InputError, match="at most 100 are accepted"):
         check_page_ranges(",".join(["1-4000"] * 1000))
     assert parse_page_ranges(",".join(["1-4000"] * 100), 4000) == list(range(4000))
+
+
+def test_the_image_limit_is_the_page_budget_unless_set_lower():
+    assert RendererConfig().image_pixels == RendererConfig().max_page_pixels
+    assert RendererConfig(max_page_pixels=5_000_000).image_pixels == 5_000_000
+    with pytest.raises(ValueError, match="must not exceed max_page_pixels"):
+        RendererConfig(max_image_pixels=100_000_000)
