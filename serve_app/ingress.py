@@ -56,12 +56,17 @@ class Ingress(JobRoutes, UiRoutes):
         cfg = self.config.ingress
         self._authorize(request)
         limit = int(cfg.max_body_mb * 2**20)
+        too_large = ServiceError(413, f"the request body exceeds {cfg.max_body_mb:g} MB (ingress.max_body_mb); send a "
+                                 "URL or split the document")
         if int(request.headers.get("content-length") or 0) > limit:
-            raise ServiceError(413, f"the request body exceeds {cfg.max_body_mb:g} MB (ingress.max_body_mb); send a "
-                               "URL or split the document")
-        body = await request.body()
-        if len(body) > limit:
-            raise ServiceError(413, f"the request body exceeds {cfg.max_body_mb:g} MB (ingress.max_body_mb)")
+            raise too_large
+        chunks, size = [], 0
+        async for chunk in request.stream():  # counted as it arrives: a chunked body has no Content-Length
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        body = b"".join(chunks)
         try:
             return model.model_validate_json(body)
         except ValidationError as exc:

@@ -203,6 +203,19 @@ def test_oversize_body_is_413(client):
     assert response.status_code == 413 and "max_body_mb" in response.json()["errorMsg"]
 
 
+def test_oversize_chunked_body_is_413_before_it_is_read_whole(client):
+    """No Content-Length (chunked transfer): the body is counted as it arrives."""
+    def pieces():
+        yield b'{"file": "'
+        for _ in range(12):
+            yield b"A" * 2**20
+        yield b'"}'
+
+    response = client.post("/layout-parsing", content=pieces(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "max_body_mb" in response.json()["errorMsg"]
+    assert client.get("/health").json()["errorCode"] == 0
+
+
 def test_sixteen_concurrent_clients(base_url):
     docs = [text_pdf(1, f"Client {n}: " + "{n} words to read. ") for n in range(16)]
 
