@@ -24,10 +24,10 @@ import yaml
 
 from benchmarks.harness import results
 from benchmarks.harness.server import LocalServe, free_port
-from devtools.documents import text_pdf
+from devtools.documents import text_pdf, xobject_bomb_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
-NOT_COVERED = ["Form-XObject fan-out render budget", "slow bodies (slowloris) and connection limits",
+NOT_COVERED = ["slow bodies (slowloris) and connection limits",
                "jobs' default deadline and a default page limit", "per-client job limits without a key",
                "DNS rebinding (connect to the checked address)", "bounded send buffers for clients that never read"]
 
@@ -85,6 +85,8 @@ def cases(page: bytes) -> list[tuple[str, int, dict]]:
         ("URL to 100.100.100.200 (cloud metadata)", 422, post({"file": "http://100.100.100.200/latest/meta-data"})),
         ("URL to 6to4 of 169.254.169.254", 422, post({"file": "http://[2002:a9fe:a9fe::1]/x.pdf"})),
         ("1-bit PNG of 9990 x 9990 (a few KB)", 422, post({"file": _b64(_bomb_png()), "fileType": 1})),
+        ("PDF of Form XObjects 8 deep x 10 (10^8 drawings; page 2 plain)", 200,
+         post({"file": _b64(xobject_bomb_pdf(depth=8, pages=2)), "visualize": False})),
     ]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deployments.datamodel import ErrorKind, PageError, PageImage, Stage
+from deployments.pdfdraws import MAX_DRAWS, page_draws
 from deployments.textlayer import extract_text_layer
 
 FileKind = Literal["pdf", "image"]
@@ -211,6 +212,11 @@ class Renderer:
             scale, error = self._page_scale(page.rect)
             if error:
                 return _failed(doc_id, index, count, ErrorKind.PAGE_TOO_LARGE, error)
+            draws = page_draws(doc, page)
+            if draws > MAX_DRAWS:
+                return _failed(doc_id, index, count, ErrorKind.PAGE_TOO_LARGE, (
+                    f"page {index + 1} nests drawings (Form XObjects) that would be drawn more than {MAX_DRAWS:,} "
+                    "times; it is not rendered. Flatten or re-save the PDF; the other pages are unaffected"))
             pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), colorspace=pymupdf.csRGB, alpha=False)
             rows = np.frombuffer(pix.samples_mv, dtype=np.uint8).reshape(pix.height, pix.stride)
             image = rows[:, : pix.width * 3].reshape(pix.height, pix.width, 3).copy()

@@ -93,6 +93,47 @@ def huge_page_pdf(width_pt: float = 14000, height_pt: float = 14000) -> bytes:
     return _save(doc)
 
 
+def xobject_bomb_pdf(depth: int = 8, fan_out: int = 10, pages: int = 1) -> bytes:
+    """A ~2 KB PDF whose pages draw a Form XObject that draws the next one ``fan_out`` times, ``depth``
+    levels down: ``fan_out ** depth`` drawings (10^8 by default, minutes of MuPDF). With ``pages`` > 1
+    the first page is the bomb and the others are plain text pages."""
+    out, offsets = [b"%PDF-1.4\n"], {}
+
+    def obj(number: int, body: bytes) -> None:
+        offsets[number] = sum(len(x) for x in out)
+        out.append(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+
+    def stream(extra: bytes, content: bytes) -> bytes:
+        return b"<< %s /Length %d >>\nstream\n%s\nendstream" % (extra, len(content), content)
+
+    first_form = 3 + 2 * pages
+    kids = b" ".join(b"%d 0 R" % (3 + 2 * n) for n in range(pages))
+    obj(1, b"<< /Type /Catalog /Pages 2 0 R >>")
+    obj(2, b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages))
+    for n in range(pages):
+        resources = b"/Resources << /XObject << /F0 %d 0 R >> >>" % first_form if n == 0 else (
+            b"/Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >>")
+        obj(3 + 2 * n, b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 300] /Contents %d 0 R %s >>"
+            % (4 + 2 * n, resources))
+        content = b"/F0 Do" if n == 0 else b"BT /F1 12 Tf 20 150 Td (Plain page %d) Tj ET" % (n + 1)
+        obj(4 + 2 * n, stream(b"", content))
+    for level in range(depth):
+        number = first_form + level
+        if level + 1 < depth:
+            content = b" ".join([b"q 0.9 0 0 0.9 1 1 cm /F Do Q"] * fan_out)
+            extra = b"/Type /XObject /Subtype /Form /BBox [0 0 300 300] /Resources << /XObject << /F %d 0 R >> >>" % (
+                number + 1)
+        else:
+            content, extra = b"0 0 10 10 re f", b"/Type /XObject /Subtype /Form /BBox [0 0 300 300]"
+        obj(number, stream(extra, content))
+    total = first_form + depth
+    start = sum(len(x) for x in out)
+    out.append(b"xref\n0 %d\n0000000000 65535 f \n" % total)
+    out += [b"%010d 00000 n \n" % offsets[i] for i in range(1, total)]
+    out.append(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (total, start))
+    return b"".join(out)
+
+
 def scanned_pdf() -> bytes:
     """An image-only page (a 'scan' of a text page)."""
     pix = pymupdf.open(stream=text_pdf(1), filetype="pdf")[0].get_pixmap(dpi=100)

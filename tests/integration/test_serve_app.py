@@ -186,6 +186,18 @@ def test_a_small_file_that_decodes_to_a_huge_image_is_refused(client):
     assert response.status_code == 422 and "max_image_pixels=40,000,000" in response.json()["errorMsg"]
 
 
+def test_a_page_of_nested_drawings_fails_alone_and_the_replica_stays_free(client):
+    """Form XObjects nested 8 deep, 10 each (10^8 drawings): that page fails at once with its
+    reason, the document's other page is parsed, and the renderer answers the next document."""
+    from devtools.documents import xobject_bomb_pdf
+
+    result = ok(parse(client, xobject_bomb_pdf(depth=8, pages=2), visualize=False))
+    bomb, plain = result["layoutParsingResults"]
+    assert bomb["status"] == "failed" and "drawn more than 200,000 times" in bomb["error"]["message"]
+    assert plain["status"] == "ok" and "Plain page 2" in plain["markdown"]["text"]
+    ok(parse(client, text_pdf(1), visualize=False))
+
+
 def test_an_infinite_deadline_is_refused(client):
     body = '{"file": "%s", "deadlineSeconds": Infinity}' % B64(text_pdf(1))  # JSON as Python writes inf
     response = client.post("/layout-parsing", content=body, headers={"content-type": "application/json"})

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from deployments.datamodel import ErrorKind
 from deployments.renderer import InputError, Renderer, RendererConfig, check_page_ranges, parse_page_ranges
 from devtools.documents import (corrupt_pdf, encrypted_pdf, huge_page_pdf, image_bytes, paper_pdf, rotated_pdf,
                        scanned_pdf, text_pdf, zero_page_pdf)
@@ -152,3 +153,33 @@ def test_the_image_limit_is_the_page_budget_unless_set_lower():
     assert RendererConfig(max_page_pixels=5_000_000).image_pixels == 5_000_000
     with pytest.raises(ValueError, match="must not exceed max_page_pixels"):
         RendererConfig(max_image_pixels=100_000_000)
+
+
+def test_a_page_of_nested_form_xobjects_fails_alone_before_it_renders():
+    """4 KB asking for 10^8 drawings: the page fails at once with the reason; the next page renders."""
+    import time
+
+    from devtools.documents import xobject_bomb_pdf
+
+    data = xobject_bomb_pdf(depth=8, pages=2)
+    assert len(data) < 5000
+    start = time.perf_counter()
+    bomb, plain = pages(data)
+    assert time.perf_counter() - start < 60  # a safety net: the count is cheap, the render would take minutes
+    assert bomb.error is not None and bomb.error.kind is ErrorKind.PAGE_TOO_LARGE
+    assert "drawn more than 200,000 times" in bomb.error.message
+    assert plain.error is None and plain.image.size
+
+
+def test_ordinary_nesting_renders_and_counts_small():
+    import pymupdf
+
+    from deployments.pdfdraws import page_draws
+    from devtools.documents import xobject_bomb_pdf
+
+    (page,) = pages(xobject_bomb_pdf(depth=3))  # 1 + 10 + 100 drawings
+    assert page.error is None
+    doc = pymupdf.open(stream=xobject_bomb_pdf(depth=3), filetype="pdf")
+    assert page_draws(doc, doc[0]) == 111
+    paper = pymupdf.open(stream=paper_pdf(), filetype="pdf")
+    assert page_draws(paper, paper[0]) < 100
