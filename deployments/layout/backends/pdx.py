@@ -15,7 +15,7 @@ import numpy as np
 from deployments.labels import PP_DOCLAYOUT_V2_LABELS
 from deployments.layout.backends import LayoutLoadError, RawLayout
 from deployments.layout.backends.checks import check_label_map, wrong_model
-from deployments.layout.config import LayoutConfig
+from deployments.layout.config import HF_LAYOUT_MODELS, LayoutConfig
 
 REQUIRED_FILES = ("inference.yml", "inference.pdiparams")
 #: The [paddle] extra pins PyPI's paddlepaddle, a CPU build; PyPI's paddlepaddle-gpu stops at 2.6.
@@ -43,7 +43,7 @@ class PaddleXLayout:
                     f"layout.device is {device!r} but the installed paddlepaddle {paddle.__version__} is a CPU build "
                     f"(the [paddle] extra); for the GPU install the CUDA 12.9 build: `{PADDLE_GPU_INSTALL}` (driver "
                     ">= 575; sm_120 for RTX 50xx), or run the same model with backend: transformers "
-                    f"(PaddlePaddle/{name}_safetensors), or use device: cpu")
+                    f"({HF_LAYOUT_MODELS[name]}), or use device: cpu")
         try:
             self.model = create_model(name, model_dir=config.model, device=paddle_device)
         except Exception as exc:  # noqa: BLE001 - PaddleX raises many types; all mean "cannot start"
