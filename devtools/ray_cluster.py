@@ -29,12 +29,17 @@ ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "R
        "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK, **SERVE_PROXY_PATIENCE}
 
 
-def free_port() -> int:
+def free_port(avoid=()) -> int:
+    """A free loopback port, none of ``avoid`` (ports chosen but not bound yet: the kernel may hand
+    a just-released port out again, and Ray refuses two components on one port)."""
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in avoid:
+            return port
 
 
 class LocalCluster:
@@ -42,7 +47,8 @@ class LocalCluster:
         # The cluster's own temp dir (its logs and sessions), removed by stop(); short: Ray's socket
         # paths have a length limit.
         self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-        self.gcs_port, self.dashboard_port = gcs_port or free_port(), dashboard_port or free_port()
+        self.gcs_port = gcs_port or free_port()
+        self.dashboard_port = dashboard_port or free_port(avoid={self.gcs_port})
         self.address = f"127.0.0.1:{self.gcs_port}"
         self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
         self.procs: list[subprocess.Popen] = []
@@ -87,7 +93,7 @@ class LocalCluster:
     def _spawn(self, name: str, args: list[str]) -> None:
         # each node's dashboard agent on a port of its own: Ray's default (52365) is taken by the first
         # node of any cluster on this machine, and a head without its agent refuses every Jobs API call
-        args = [*args, f"--dashboard-agent-listen-port={free_port()}"]
+        args = [*args, f"--dashboard-agent-listen-port={free_port(avoid={self.gcs_port, self.dashboard_port})}"]
         log = open(self.temp_dir / f"ray-{name}.log", "wb")
         # TMPDIR: what the cluster's processes leave in the temp dir (the dashboard's multiprocessing
         # folders, vLLM's file stores, drivers' files) goes with the cluster's own folder at stop()
