@@ -26,7 +26,11 @@ RAY_START = ("import sys, ray._private.services as services, ray._private.ray_co
              "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()")
 ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
        "HF_HUB_OFFLINE": "1", "VLLM_PLUGINS": "", "VLLM_HOST_IP": "127.0.0.1", "TRANSFORMERS_VERBOSITY": "error",
-       "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK, **SERVE_PROXY_PATIENCE}
+       "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK, **SERVE_PROXY_PATIENCE,
+       # A stalled request body is cut off after 10 s and an unread answer after 5 s, not the shipped
+       # 30 s and 60 s (serve_app/proxy.py), so the slow-client tests end sooner; test clients send
+       # and read at once, never seconds apart.
+       "PADDLEOCR_VL_BODY_IDLE_S": "10", "PADDLEOCR_VL_SEND_IDLE_S": "5"}
 
 
 def free_port(avoid=()) -> int:
