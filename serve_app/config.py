@@ -66,13 +66,19 @@ class IngressConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_pages: Optional[int] = Field(None, ge=1, description="Reject documents with more pages (422); None: no limit.")
+    max_pages: Optional[int] = Field(2000, ge=1, description="Reject documents with more pages than this, on every "
+                                     "HTTP path (calls, streams, jobs) (422); None: no limit. Bulk jobs have none.")
     max_body_mb: float = Field(200, gt=0, description="Largest request body (413 beyond).")
     api_key: Optional[str] = Field(None, description="When set, requests need `Authorization: Bearer "
                                    "<key>` (an empty key is refused: leave the setting out to run without one).")
     visualize: bool = Field(True, description="Default of the `visualize` option (official default: true).")
     timeout_s: float = Field(600, gt=0, description="Default deadline of one request (504 beyond).")
-    page_window: int = Field(8, ge=1, description="Pages of one document in flight at once.")
+    max_deadline_s: float = Field(3600, gt=0, description="The largest `deadlineSeconds` a blocking or streamed call "
+                                  "may ask for (422 beyond: longer documents are for jobs).")
+    page_window: int = Field(8, ge=1, description="Render calls of one document in flight at once (4 pages each).")
+    max_pixels_in_flight: int = Field(128_000_000, ge=1, description="Rendered pixels one document's pages in flight "
+                                      "may hold together (~3 bytes each: 384 MB); a page larger still goes, alone. "
+                                      "Normal pages never reach it (32 A4 pages at scale 2 are 64 M).")
     max_concurrent_documents: int = Field(64, ge=1, description="Documents one ingress replica works on at once.")
     max_waiting_documents: int = Field(256, ge=0, description="Documents waiting beyond that before 429s.")
     url_timeout_s: float = Field(30, gt=0, description="Timeout of fetching `file` URLs.")
@@ -87,6 +93,13 @@ class IngressConfig(BaseModel):
         tuple(sorted(UNAVAILABLE)), description="Error kinds of a page step worth those retries (default: a stage "
         "replica that stopped or was full; a page's own failure would only fail again).")
     num_cpus: float = Field(0.25, gt=0, description="CPUs per ingress replica.")
+
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> "IngressConfig":
+        if self.timeout_s > self.max_deadline_s:
+            raise ValueError(f"timeout_s {self.timeout_s:g} exceeds max_deadline_s {self.max_deadline_s:g}: the default "
+                             "deadline must be one a request may ask for")
+        return self
 
     @field_validator("api_key")
     @classmethod
@@ -112,9 +125,15 @@ class JobsConfig(BaseModel):
                                  "for job inputs, page results and records; None: $TMPDIR/paddleocr-vl-serve/jobs/<app "
                                  "name>. Storage every node reaches lets jobs outlive the node of the job manager.")
     ttl_s: float = Field(86400, gt=0, description="Finished jobs (results, inputs) are deleted this long after they end.")
-    max_active_per_key: int = Field(16, ge=1, description="Queued + running jobs per API key (429 beyond).")
+    max_active_per_client: int = Field(16, ge=1, description="Queued + running jobs per client, a client being an API "
+                                       "key and an address (429 beyond): one client cannot make everyone wait.")
     max_stored_mb: float = Field(4096, gt=0, description="All jobs' stored bytes (507 beyond: fetch and delete jobs).")
+    max_client_share: float = Field(0.25, gt=0, le=1, description="The part of max_stored_mb one client's jobs may "
+                                    "hold (429 beyond): one client cannot fill the store for everyone.")
     max_running: int = Field(4, ge=1, description="Jobs parsed at once; the others wait, queued.")
+    timeout_s: float = Field(21600, gt=0, description="Default deadline of a job's parsing (`deadlineSeconds` when "
+                             "the job does not say; it fails with 504 beyond), counted from each start or resume.")
+    max_deadline_s: float = Field(86400, gt=0, description="The largest `deadlineSeconds` a job may ask for (422 beyond).")
     unavailable_retries: int = Field(
         10, ge=0, description="Times a job whose pages were lost with a stage replica (after ingress.page_retries) "
         "is run again, 30 s apart, for the pages not done yet, before it fails with 503.")
@@ -204,12 +223,15 @@ class AppConfig(BaseModel):
     def option_defaults(self, path: Literal["call", "job", "bulk"] = "call") -> "OptionDefaults":
         """What a request's options are decided over on ``path``: the stage configs' options;
         ``visualize`` from ``ingress.visualize`` (bulk jobs return no images); ``deadlineSeconds``
-        from ``ingress.timeout_s`` for the blocking and streamed calls, none for jobs and bulk."""
+        and its cap from ``ingress`` for the blocking and streamed calls, from ``jobs`` for jobs, none
+        for bulk (its operator decides)."""
         from serve_app.options import OptionDefaults
 
+        limits = {"call": (self.ingress.timeout_s, self.ingress.max_deadline_s, "ingress.max_deadline_s"),
+                  "job": (self.jobs.timeout_s, self.jobs.max_deadline_s, "jobs.max_deadline_s")}.get(path)
         return OptionDefaults(layout=self.layout.options, plan=self.recognizer.plan,
                               visualize=self.ingress.visualize and path != "bulk",
-                              deadline_s=self.ingress.timeout_s if path == "call" else None)
+                              deadline_s=limits and limits[0], max_deadline=limits and limits[1:])
 
     def pipeline_report(self) -> dict[str, str]:
         """Which pipeline runs, in PaddleX's names (``/health``, the start-up log)."""

@@ -74,6 +74,8 @@ class OptionDefaults(BaseModel):
     plan: PlanOptions = Field(default_factory=PlanOptions)
     visualize: bool = Field(True, description="`visualize` when the request does not say (ingress.visualize).")
     deadline_s: Optional[float] = Field(None, gt=0, description="`deadlineSeconds` when the request does not say.")
+    max_deadline: Optional[tuple[float, str]] = Field(None, description="The largest `deadlineSeconds` a request may "
+                                                      "ask for, and the setting that says so (None: no cap).")
 
 
 class ParseOptions(BaseModel):
@@ -94,7 +96,7 @@ class ParseOptions(BaseModel):
     deadline_s: Optional[float] = Field(
         None, gt=0, description="deadlineSeconds: the longest the whole document may take, from the start of its "
         "parsing; each page's recognition gets the time left (None: no limit; the blocking and streamed calls "
-        "default to ingress.timeout_s).")
+        "default to ingress.timeout_s, jobs to jobs.timeout_s).")
     text_layer: TextLayerMode = Field("auto", description="textLayer: a PDF's own text for text blocks.")
     orient: bool = Field(False, description="useDocOrientationClassify: turn pages upright before layout.")
 
@@ -122,6 +124,7 @@ class ParseOptions(BaseModel):
             except ValidationError as exc:
                 raise OptionError(describe(exc)) from None
         _check_supported(req)
+        _check_deadline(req.deadlineSeconds, defaults.max_deadline)
         return _build(cls, {"prompt_label": "promptLabel", "deadline_s": "deadlineSeconds"}, **_given(
             layout=_layout(req, defaults.layout), use_layout=req.useLayoutDetection, plan=_plan(req, defaults.plan),
             prompt_label=req.promptLabel and req.promptLabel.lower(),
@@ -203,6 +206,12 @@ def _build(model, names: dict[str, str], **values):
 
 def _set(req: InferRequest, names: dict[str, str]) -> dict[str, Any]:
     return {ours: getattr(req, api) for ours, api in names.items() if getattr(req, api, None) is not None}
+
+
+def _check_deadline(asked: Optional[float], cap: Optional[tuple[float, str]]) -> None:
+    if asked is not None and cap is not None and asked > cap[0]:
+        longer = "; a longer document is for a job (POST /jobs/layout-parsing)" if cap[1].startswith("ingress") else ""
+        raise OptionError(f"deadlineSeconds: {asked:g} exceeds this server's limit of {cap[0]:g} s ({cap[1]}){longer}")
 
 
 def _check_supported(req: InferRequest) -> None:

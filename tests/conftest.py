@@ -151,7 +151,7 @@ def jobs_url(ray_session, tmp_path_factory):
 
     config = AppConfig(name="jobs", route_prefix="/j",
                        ingress={"api_key": "k", "page_window": 4},
-                       jobs={"store": str(tmp_path_factory.mktemp("jobs")), "ttl_s": JOBS_TTL, "max_active_per_key": 3,
+                       jobs={"store": str(tmp_path_factory.mktemp("jobs")), "ttl_s": JOBS_TTL, "max_active_per_client": 3,
                              "max_stored_mb": 1.0},
                        deployments={"ingress": {"num_replicas": 2}})
     serve.run(build_app(config), name="jobs", route_prefix="/j")

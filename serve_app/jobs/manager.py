@@ -36,6 +36,12 @@ def owner_of(api_key: Optional[str]) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()[:16] if api_key else ""
 
 
+def client_of(owner: str, address: str) -> str:
+    """Who the per-client job limits count: an API key (its owner hash) and an address, so that
+    they hold without a key too (stored as a hash, never the address)."""
+    return hashlib.sha256(f"{owner}|{address}".encode()).hexdigest()[:16]
+
+
 def answers(method):
     """The method's refusal (a ``ServiceError``: 404, 409, 429, 507) as its return value: it crosses
     the actor boundary as data, not as Ray's wrapped exception."""
@@ -87,27 +93,18 @@ class JobManager(JobRunner):
     # -- the API's operations ------------------------------------------------------------------
     @answers
     async def submit(self, options: ParseOptions, data: bytes, kind: str, owner: str, log_id: Optional[str],
-                     job_id: Optional[str] = None) -> dict:
+                     job_id: Optional[str] = None, client: str = "") -> dict:
         """A new job with the ``options`` the ingress decided (kept in the record: the job runs with
         them whatever the config is when it runs or resumes). ``job_id`` (chosen by the caller) makes
         the call idempotent: the ingress repeats it when the manager died during it, and gets the
-        job the first call made, if it made one."""
+        job the first call made, if it made one. ``client`` (:func:`client_of`) is what the
+        per-client limits count."""
         await self._start()
         if job_id in self.records and self.records[job_id].owner == owner:
             return self.records[job_id].public(self.clock())
-        limits = self.config.jobs
-        active = sum(r.owner == owner and r.status in ACTIVE for r in self.records.values())
-        if active >= limits.max_active_per_key:
-            raise ServiceError(429, f"{active} jobs of this API key are queued or running (jobs.max_active_per_key "
-                               f"{limits.max_active_per_key}); wait for one to finish or cancel one", RETRY_LATER_S)
-        stored = sum(r.stored_bytes for r in self.records.values())
-        cap = int(limits.max_stored_mb * 2**20)
-        if stored + len(data) > cap:
-            raise ServiceError(507, f"the job store is full ({stored / 2**20:.1f} MB of {limits.max_stored_mb:g} MB, "
-                               "jobs.max_stored_mb); fetch finished jobs and DELETE them, or wait for their TTL",
-                               RETRY_LATER_S)
+        self._check_room(client, len(data))
         job_id = job_id or JobFiles.new_id()
-        record = JobRecord(job_id=job_id, log_id=log_id or job_id, owner=owner, kind=kind,
+        record = JobRecord(job_id=job_id, log_id=log_id or job_id, owner=owner, client=client, kind=kind,
                            decided=options.model_dump(mode="json"), created=self.clock())
         self.records[job_id] = record  # counted by the limits of the next submission at once
         self.files.save(record)
@@ -116,6 +113,26 @@ class JobManager(JobRunner):
         self.files.save(record)
         self._launch(record)
         return record.public(self.clock())
+
+    def _check_room(self, client: str, size: int) -> None:
+        """429 when the client has too many jobs or holds its share of the store; 507 when the
+        store is full for everyone."""
+        limits, mb = self.config.jobs, 2**20
+        mine = [r for r in self.records.values() if r.client == client]
+        active = sum(r.status in ACTIVE for r in mine)
+        if active >= limits.max_active_per_client:
+            raise ServiceError(429, f"{active} of your jobs are queued or running (jobs.max_active_per_client "
+                               f"{limits.max_active_per_client}); wait for one to finish or cancel one", RETRY_LATER_S)
+        stored = sum(r.stored_bytes for r in self.records.values())
+        if stored + size > limits.max_stored_mb * mb:
+            raise ServiceError(507, f"the job store is full ({stored / mb:.1f} MB of {limits.max_stored_mb:g} MB, "
+                               "jobs.max_stored_mb); fetch finished jobs and DELETE them, or wait for their TTL",
+                               RETRY_LATER_S)
+        held, share = sum(r.stored_bytes for r in mine), limits.max_stored_mb * limits.max_client_share
+        if held + size > share * mb:
+            raise ServiceError(429, f"your jobs hold {held / mb:.1f} MB of the job store and this document is "
+                               f"{size / mb:.1f} MB; one client may hold {share:g} MB (jobs.max_client_share of "
+                               "jobs.max_stored_mb): fetch your finished jobs and DELETE them", RETRY_LATER_S)
 
     @answers
     async def status(self, job_id: str, owner: str) -> dict:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from serve_app.errors import RETRY_SOON_S, ServiceError
 from serve_app.http import ANSWER_CHUNK_BYTES, api, envelope, error_answer, request_schema, stored_answer
-from serve_app.jobs.manager import get_or_create
+from serve_app.jobs.manager import client_of, get_or_create
 from serve_app.protocol import InferRequest
 
 
@@ -54,7 +54,8 @@ class JobRoutes:
             owner = self._authorize(request)
             options, data, kind = await self._document(req, "job")  # decided now, kept with the job
             # the job's id, chosen here: a submission repeated after the manager died in it is the same job
-            job = await self._jobs("submit", options, data, kind, owner, req.logId, uuid.uuid4().hex)
+            client = client_of(owner, request.client.host if request.client else "")
+            job = await self._jobs("submit", options, data, kind, owner, req.logId, uuid.uuid4().hex, client)
             response = envelope(job["logId"], result=job, headers={"Location": f"jobs/{job['jobId']}"})
             response.status_code = 202
             return response

@@ -111,12 +111,12 @@ class JobRunner:
             log.warning("[%s] job %s: %s; trying again in %d s", record.log_id, job_id, error.message, RETRY_LATER_S)
             await asyncio.sleep(RETRY_LATER_S)
 
-    @staticmethod
-    def _failure(error: ServiceError, options: ParseOptions) -> str:
+    def _failure(self, error: ServiceError, options: ParseOptions) -> str:
         """The job's ``errorMsg``, with the fix a job's submitter can apply."""
         if error.status == 504:
             return (f"the job was not done within deadlineSeconds {options.deadline_s:g}; submit it again with a "
-                    "larger deadlineSeconds or without one")
+                    f"larger deadlineSeconds (at most {self.config.jobs.max_deadline_s:g}, jobs.max_deadline_s) or "
+                    "fewer pages (pageRanges)")
         if error.status == 503:
             return f"{error.message}; submit the job again"
         return error.message

@@ -43,6 +43,7 @@ class JobRecord(BaseModel):
     job_id: str
     log_id: str
     owner: str  # a hash of the caller's API key ("" without one): jobs are visible to their owner only
+    client: str = ""  # a hash of the API key and the caller's address: what the per-client limits count
     status: Status = "queued"
     kind: str = "pdf"
     #: The ParseOptions decided at submission (JSON). ``options``: the request body of a job stored by

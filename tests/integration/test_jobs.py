@@ -164,7 +164,7 @@ def test_auth_limits_and_expiry(client, jobs_url):
 
     slow = [submit(client, text_pdf(30), visualize=False, textLayer="off") for _ in range(3)]
     refused = client.post("/jobs/layout-parsing", json={"file": B64(text_pdf(1))})
-    assert refused.status_code == 429 and refused.headers["retry-after"] and "max_active_per_key" in refused.text
+    assert refused.status_code == 429 and refused.headers["retry-after"] and "max_active_per_client" in refused.text
     for job_id in slow:
         assert client.delete(f"/jobs/{job_id}").json()["result"]["status"] == "cancelled"
 

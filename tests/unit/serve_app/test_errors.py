@@ -60,7 +60,7 @@ def test_service_errors_carry_status_and_retry_after_across_processes():
 def test_each_path_decides_options_over_its_defaults_and_a_job_keeps_them_whole():
     config = AppConfig(ingress={"timeout_s": 120, "visualize": False})
     assert ParseOptions.from_request({}, config.option_defaults("call")).deadline_s == 120
-    assert ParseOptions.from_request({}, config.option_defaults("job")).deadline_s is None
+    assert ParseOptions.from_request({}, config.option_defaults("job")).deadline_s == 21600  # jobs.timeout_s
     bulk = ParseOptions.from_request({"visualize": True}, config.option_defaults("bulk"))
     assert bulk.deadline_s is None and bulk.visualize  # the request's own value wins
     assert ParseOptions.from_request({}, config.option_defaults("bulk")).visualize is False
@@ -71,6 +71,20 @@ def test_each_path_decides_options_over_its_defaults_and_a_job_keeps_them_whole(
     import json
 
     assert ParseOptions.model_validate(json.loads(json.dumps(options.model_dump(mode="json")))) == options
+
+
+def test_a_deadline_beyond_the_path_s_cap_is_refused_naming_the_setting():
+    config = AppConfig(ingress={"timeout_s": 120, "max_deadline_s": 600}, jobs={"max_deadline_s": 7200})
+    assert ParseOptions.from_request({"deadlineSeconds": 600}, config.option_defaults("call")).deadline_s == 600
+    with pytest.raises(OptionError, match=r"deadlineSeconds: 601 exceeds .* 600 s \(ingress.max_deadline_s\); a longer "
+                       r"document is for a job"):
+        ParseOptions.from_request({"deadlineSeconds": 601}, config.option_defaults("call"))
+    assert ParseOptions.from_request({"deadlineSeconds": 7200}, config.option_defaults("job")).deadline_s == 7200
+    with pytest.raises(OptionError, match=r"7201 exceeds .* \(jobs.max_deadline_s\)$"):
+        ParseOptions.from_request({"deadlineSeconds": 7201}, config.option_defaults("job"))
+    assert ParseOptions.from_request({"deadlineSeconds": 10**6}, config.option_defaults("bulk")).deadline_s == 10**6
+    with pytest.raises(ValueError, match="timeout_s 700 exceeds max_deadline_s 600"):
+        AppConfig(ingress={"timeout_s": 700, "max_deadline_s": 600})
 
 
 @pytest.mark.parametrize("kind", list(ErrorKind))

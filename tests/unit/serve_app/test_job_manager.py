@@ -130,7 +130,8 @@ def test_a_restarted_manager_resumes_a_job_and_parses_only_the_pages_not_saved(t
 
     status, body, recognizer = restarted(tmp_path, "j1")
     assert status["status"] == "done" and status["resumedAfterRestart"] == 1
-    assert sorted({r.timeout_s is None for r in recognizer.requests}) == [True] and len(recognizer.requests) == 2
+    # decided now, over the jobs' defaults: each page gets what is left of the default job deadline
+    assert all(0 < r.timeout_s <= 21600 for r in recognizer.requests) and len(recognizer.requests) == 2
     assert body["result"]["layoutParsingResults"] == json.loads(json.dumps(document_entries(done.pages, options)))
 
 
@@ -172,16 +173,16 @@ def test_cancel_stops_the_engine_work_and_frees_the_job_store(tmp_path):
     assert not m.files.fs.get_file_info(m.files.path(job_id, "input")).is_file
 
 
-def test_limits_per_key_and_on_stored_bytes_then_ttl_expiry(tmp_path):
+def test_limits_per_client_and_on_stored_bytes_then_ttl_expiry(tmp_path):
     engine, clock = GatedEngine(), Clock()
-    m, _ = manager(tmp_path, engine, clock, max_active_per_key=1, max_stored_mb=0.05, ttl_s=60)
+    m, _ = manager(tmp_path, engine, clock, max_active_per_client=1, max_stored_mb=0.05, ttl_s=60)
     small = text_pdf(1)
 
     async def go():
-        first = await m.submit(decided({}), small, "pdf", "alice", None)
-        busy = await m.submit(decided({}), small, "pdf", "alice", None)
-        other = await m.submit(decided({}), small, "pdf", "bob", None)
-        full = await m.submit(decided({}), b"%PDF" + b"0" * 60_000, "pdf", "carol", None)
+        first = await m.submit(decided({}), small, "pdf", "alice", None, client="alice@a")
+        busy = await m.submit(decided({}), small, "pdf", "alice", None, client="alice@a")
+        other = await m.submit(decided({}), small, "pdf", "bob", None, client="bob@b")
+        full = await m.submit(decided({}), b"%PDF" + b"0" * 60_000, "pdf", "carol", None, client="carol@c")
         hidden = await m.status(first["jobId"], "bob")
         engine.gate.set()
         await until_finished(m, first["jobId"], "alice")
@@ -192,13 +193,61 @@ def test_limits_per_key_and_on_stored_bytes_then_ttl_expiry(tmp_path):
         return busy, other, full, hidden, kept, expired, m.sweep()
 
     busy, other, full, hidden, kept, expired, swept = asyncio.run(go())
-    assert isinstance(busy, ServiceError) and busy.status == 429 and "max_active_per_key" in busy.message
+    assert isinstance(busy, ServiceError) and busy.status == 429 and "max_active_per_client" in busy.message
+    assert "of your jobs are queued or running" in busy.message
     assert other["status"] == "queued"
     assert isinstance(full, ServiceError) and full.status == 507 and "max_stored_mb" in full.message
     assert isinstance(hidden, ServiceError) and hidden.status == 404
     assert kept["status"] == "done"
     assert isinstance(expired, ServiceError) and expired.status == 404 and "ttl_s" in expired.message
     assert swept == 2 and JobFiles(str(tmp_path / "jobs")).records() == []
+
+
+def test_without_a_key_each_address_has_its_own_limits_and_store_share(tmp_path):
+    """All keyless callers are one owner; the limits count clients (key and address), so one
+    address can neither make everyone else wait (429) nor hold the whole store."""
+    from serve_app.jobs.manager import client_of
+
+    flooder, neighbour = client_of("", "203.0.113.7"), client_of("", "198.51.100.9")
+    page = text_pdf(1)
+    size_mb = len(page) / 2**20
+
+    async def flood(m, engine, jobs: int):
+        mine = [await m.submit(decided({}), page, "pdf", "", None, client=flooder) for _ in range(jobs)]
+        theirs = await m.submit(decided({}), page, "pdf", "", None, client=neighbour)
+        engine.gate.set()
+        return mine, theirs
+
+    engine = GatedEngine()  # the flooder's jobs stay running: they count as active and hold their input
+    m, _ = manager(tmp_path / "a", engine, max_active_per_client=2)
+    mine, theirs = asyncio.run(flood(m, engine, 3))
+    assert isinstance(mine[2], ServiceError) and mine[2].status == 429 and "max_active_per_client 2" in mine[2].message
+    assert theirs["status"] in ("queued", "running")  # the neighbour is not refused for the flooder's jobs
+
+    engine = GatedEngine()  # a share of 2.5 documents out of a store of 5
+    m, _ = manager(tmp_path / "b", engine, max_stored_mb=5 * size_mb, max_client_share=0.5)
+    mine, theirs = asyncio.run(flood(m, engine, 3))
+    assert [isinstance(job, ServiceError) for job in mine] == [False, False, True]
+    assert mine[2].status == 429 and "one client may hold" in mine[2].message and "jobs.max_client_share" in mine[2].message
+    assert theirs["status"] in ("queued", "running")
+    assert len({client_of("", "a"), client_of("k", "a"), client_of("", "b")}) == 3
+
+
+def test_a_job_has_a_deadline_by_default_and_past_it_fails_with_the_fix(tmp_path):
+    engine = GatedEngine()  # never answers: only the deadline ends the job
+    m, _ = manager(tmp_path, engine, timeout_s=0.3, max_deadline_s=5000)
+    config = AppConfig(jobs={"timeout_s": 0.3, "max_deadline_s": 5000})
+    options = ParseOptions.from_request({"visualize": False, "textLayer": "off"}, config.option_defaults("job"))
+    assert options.deadline_s == 0.3
+
+    async def go():
+        job = await m.submit(options, text_pdf(1), "pdf", "", None)
+        return await until_finished(m, job["jobId"])
+
+    status = asyncio.run(go())
+    assert status["status"] == "failed" and status["errorCode"] == 504
+    assert "deadlineSeconds 0.3" in status["errorMsg"] and "at most 5000, jobs.max_deadline_s" in status["errorMsg"]
+    assert engine.unfinished() == 0  # the page's engine request was cancelled with the job
 
 
 def test_a_bad_document_fails_its_job_with_the_sync_status(tmp_path):
