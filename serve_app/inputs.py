@@ -1,5 +1,9 @@
 """The ``file`` field: Base64 or an http(s) URL (fetched with a timeout, a size cap and a refusal
-of private/loopback addresses unless allowed), and its type (PDF or image)."""
+of private/loopback addresses unless allowed), and its type (PDF or image).
+
+A URL's host is resolved once: the addresses are checked, and the connection goes to the checked
+address (the URL's name kept for ``Host`` and TLS), so a name that resolves to a public address for
+the check and to a private one for the download (DNS rebinding) reaches only the public one."""
 
 from __future__ import annotations
 
@@ -37,20 +41,41 @@ def decode_base64(value: str) -> bytes:
                         "Base64-encoded (standard alphabet, padded) or a URL") from None
 
 
-async def _check_host(host: str, config: IngressConfig) -> None:
-    if config.allow_private_urls:
-        return
+async def resolve(host: str, timeout_s: float) -> list[str]:
+    """The host's addresses (an IP literal is its own)."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except socket.gaierror:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM),
+                                       timeout_s)
+    except (socket.gaierror, asyncio.TimeoutError):
         raise FileError(422, f"cannot resolve the host of the `file` URL ({host})") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        # Anything not globally routable: private, loopback, link-local, shared (100.64.0.0/10, where
-        # clouds put metadata services), 6to4 relays, reserved. The address is not echoed.
-        if not address.is_global or _six_to_four(address):
-            raise FileError(422, "the `file` URL points to a private or loopback address; this server refuses those "
-                            "(set ingress.allow_private_urls to allow them)")
+    return [info[4][0] for info in infos]
+
+
+async def checked_address(host: str, config: IngressConfig) -> str:
+    """The address to connect to: the host resolved once, every address checked (unless
+    ``allow_private_urls``)."""
+    addresses = await resolve(host, config.url_timeout_s)
+    if not config.allow_private_urls:
+        for text in addresses:
+            address = ipaddress.ip_address(text.split("%")[0])
+            # Anything not globally routable: private, loopback, link-local, shared (100.64.0.0/10, where
+            # clouds put metadata services), 6to4 relays, reserved. The address is not echoed.
+            if not address.is_global or _six_to_four(address):
+                raise FileError(422, "the `file` URL points to a private or loopback address; this server refuses "
+                                "those (set ingress.allow_private_urls to allow them)")
+    return addresses[0]
+
+
+def pinned(url: str, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """(URL, headers, httpx extensions) of a GET of ``url`` sent to ``address``: the URL's host
+    name stays in ``Host`` and is the name TLS checks the certificate against (SNI)."""
+    target = httpx.URL(url)
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    return target.copy_with(host=address), {"Host": target.netloc.decode("ascii")}, extensions
 
 
 def _six_to_four(address) -> bool:
@@ -61,11 +86,11 @@ def _six_to_four(address) -> bool:
 async def fetch_url(url: str, config: IngressConfig) -> bytes:
     """Download with a timeout and a size cap; errors name the URL problem."""
     host = urlparse(url).hostname or ""
-    await _check_host(host, config)
+    target, headers, extensions = pinned(url, await checked_address(host, config))
     limit = int(config.url_max_mb * 2**20)
     try:
         async with httpx.AsyncClient(timeout=config.url_timeout_s, follow_redirects=False) as client:
-            async with client.stream("GET", url) as response:
+            async with client.stream("GET", target, headers=headers, extensions=extensions) as response:
                 if response.status_code != 200:
                     raise FileError(422, f"fetching the `file` URL returned HTTP {response.status_code}")
                 chunks, size = [], 0
