@@ -26,7 +26,8 @@ class InProcess:
         window = {"page_window": 1, "render_chunk": 1} if self.sequential else {"page_window": self.config.ingress.page_window}
         ingress = self.config.ingress
         self.pipeline = DocumentPipeline(transport, ingress.retries(), ingress.max_pages,
-                                         ingress.max_output_image_side, **window)
+                                         ingress.max_output_image_side, max_pixels_in_flight=ingress.max_pixels_in_flight,
+                                         **window)
         return self
 
     @property

@@ -31,6 +31,7 @@ from serve_app.options import ParseOptions
 from serve_app.pipeline.pages import layout_input, recognize_with_retries
 from serve_app.pipeline.retries import Retries
 from serve_app.pipeline.stages import Stages
+from serve_app.pipeline.window import PageWindow
 from serve_app.respond import PageOutput, encode_page
 
 log = logging.getLogger("serve_app")
@@ -67,13 +68,15 @@ def select_pages(info: DocumentInfo, options: ParseOptions, max_pages: Optional[
 class DocumentPipeline:
     """``stages``: a transport (``ServeStages``, ``LocalStages``); ``retries``: the caller's policy
     for stage calls (default: the ingress's); ``max_pages``/``max_output_image_side``/
-    ``page_window`` as in ``IngressConfig``; ``page_window=1, render_chunk=1``: one page at a time,
-    the official basic server's design."""
+    ``page_window``/``max_pixels_in_flight`` as in ``IngressConfig``; ``page_window=1,
+    render_chunk=1``: one page at a time, the official basic server's design."""
 
     def __init__(self, stages: Stages, retries: Optional[Retries] = None, max_pages: Optional[int] = None,
-                 max_output_image_side: int = 2000, page_window: int = 8, render_chunk: int = RENDER_CHUNK):
+                 max_output_image_side: int = 2000, page_window: int = 8, render_chunk: int = RENDER_CHUNK,
+                 max_pixels_in_flight: int = 128_000_000):
         self.stages, self.retries = stages, retries or Retries()
         self.max_pages, self.max_side, self.page_window = max_pages, max_output_image_side, page_window
+        self.max_pixels_in_flight = max_pixels_in_flight
         self.render_chunk = render_chunk  # pages a render call asks for (pages of a chunk go on as rendered)
         self.text_layers: dict[str, bool] = {}  # text-layer mode → whether the recognizer needs the words
 
@@ -81,7 +84,8 @@ class DocumentPipeline:
     def for_app(cls, stages: Stages, config) -> "DocumentPipeline":
         """The pipeline of an application (``AppConfig``): the ingress's limits and retries."""
         ingress = config.ingress
-        return cls(stages, ingress.retries(), ingress.max_pages, ingress.max_output_image_side, ingress.page_window)
+        return cls(stages, ingress.retries(), ingress.max_pages, ingress.max_output_image_side, ingress.page_window,
+                   max_pixels_in_flight=ingress.max_pixels_in_flight)
 
     async def open(self, data: bytes, kind: str, options: ParseOptions) -> OpenedDocument:
         """Store the document for every render call and select its pages; the document's own
@@ -127,7 +131,7 @@ class DocumentPipeline:
                      skip: frozenset[int]) -> list[PageOutput]:
         todo = [i for i in doc.page_indices if i not in skip]
         text_layer = await self._needs_text_layer(options.text_layer)
-        window = asyncio.Semaphore(self.page_window)
+        window = PageWindow(self.page_window, self.max_pixels_in_flight)
         chunks = [todo[i : i + self.render_chunk] for i in range(0, len(todo), self.render_chunk)]
         results = await asyncio.gather(*(self._chunk(doc, log_id, c, options, text_layer, window, deadline, on_page)
                                          for c in chunks))
@@ -149,7 +153,7 @@ class DocumentPipeline:
                      on_page) -> list[PageOutput]:
         """Each page goes on as soon as it is rendered; pages a lost renderer did not send are asked
         for again (the retries), and are lost with it if it stays lost."""
-        async with window:
+        async with window.hold(sum(w * h for w, h in (doc.info.page_sizes[i] for i in indices))):
             pages: list[asyncio.Future] = []
 
             async def render() -> None:

@@ -254,3 +254,66 @@ def test_retries_stop_at_the_deadline():
     result = asyncio.run(Retries(5, (10.0,)).run(attempt, lambda r: r, deadline=time.monotonic() + 1))
     assert result == ErrorKind.REPLICA_LOST and len(calls) == 1  # the next try would start past the deadline
     assert asyncio.run(Retries(2, ()).run(attempt, lambda r: r)) == ErrorKind.REPLICA_LOST and len(calls) == 4
+
+
+def test_the_window_lets_calls_in_by_count_and_by_pixels_and_a_large_one_alone():
+    from serve_app.pipeline.window import PageWindow
+
+    async def scenario():
+        window, order = PageWindow(calls=3, pixels=100), []
+
+        async def call(name, pixels, release: asyncio.Event):
+            async with window.hold(pixels):
+                order.append(name)
+                await release.wait()
+
+        gates = {n: asyncio.Event() for n in "abcd"}
+        tasks = [asyncio.create_task(call("a", 60, gates["a"])), asyncio.create_task(call("b", 50, gates["b"])),
+                 asyncio.create_task(call("c", 40, gates["c"])), asyncio.create_task(call("d", 500, gates["d"]))]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        first = list(order)  # a (60) and c (40) fit; b (50) waits for pixels, d (500) for an empty window
+        gates["a"].set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        second = list(order)
+        gates["b"].set(), gates["c"].set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        gates["d"].set()
+        await asyncio.gather(*tasks)
+        return first, second, order, window
+
+    first, second, order, window = asyncio.run(scenario())
+    assert first == ["a", "c"] and second == ["a", "c", "b"] and order == ["a", "c", "b", "d"]
+    assert (window.calls_left, window.pixels_left) == (3, 100)
+
+
+def test_a_document_s_pages_in_flight_hold_at_most_its_pixel_budget():
+    """Pages reach the engine and wait there until ``together`` of them have arrived: with a budget
+    of 2.5 pages' pixels never more than 2 are in flight; without one all 6 are (the control)."""
+    class Gathering(Engine):
+        def __init__(self, together):
+            self.together, self.holding, self.peak, self.open = together, 0, 0, asyncio.Event()
+
+        async def generate(self, request):
+            self.holding += 1
+            self.peak = max(self.peak, self.holding)
+            if self.holding >= self.together:
+                self.open.set()
+            try:
+                await asyncio.wait_for(self.open.wait(), 60)  # a safety net: the control reaches 6
+                return GenerationResult("read", 1, "stop")
+            finally:
+                self.holding -= 1
+
+    data, options = text_pdf(6), ParseOptions.from_request({"visualize": False, "textLayer": "off"})
+    page = Renderer(RendererConfig(scale=0.5)).inspect(data).page_sizes[0]
+    peaks = []
+    for together, budget in ((2, int(2.5 * page[0] * page[1])), (6, 10**9)):
+        engine = Gathering(together)
+        p = DocumentPipeline(stages(engine=engine), page_window=8, render_chunk=1, max_pixels_in_flight=budget)
+        doc = asyncio.run(p.parse(data, "pdf", options, "log"))
+        assert [out.result.ok for out in doc.pages] == [True] * 6
+        peaks.append(engine.peak)
+    assert peaks == [2, 6]
