@@ -139,6 +139,7 @@ def test_options_page_ranges_layout_off_and_restructure(client):
     ({"logId": "two\nlines"}, "logId: must be 1 to 128 of A-Z a-z 0-9 _ . -"),
     ({"logId": "x" * 129}, "logId: must be 1 to 128"),
     ({"logId": "журнал"}, "logId: must be 1 to 128"),
+    ({"deadlineSeconds": 86400}, "86400 exceeds this server's limit of 3600 s (ingress.max_deadline_s)"),
 ])
 def test_invalid_options_give_422_with_the_reason(client, options, fragment):
     response = parse(client, text_pdf(1), **options)
@@ -226,6 +227,42 @@ def test_oversize_chunked_body_is_413_before_it_is_read_whole(client):
     response = client.post("/layout-parsing", content=pieces(), headers={"content-type": "application/json"})
     assert response.status_code == 413 and "max_body_mb" in response.json()["errorMsg"]
     assert client.get("/health").json()["errorCode"] == 0
+
+
+def test_bodies_that_never_arrive_are_cut_off_and_health_keeps_answering(base_url, client):
+    """Slowloris: 34 connections from one address send headers and a few bytes of body, then
+    nothing. The proxy's guard holds 32 (the per-client limit) and refuses 2 at once with 503; while
+    they hang, ``/health`` answers; after the idle bound (10 s in the test cluster) each of the 32
+    gets a 408 and its slot back, and a normal page parses."""
+    from devtools.slow_clients import answers, slow_uploads
+    from serve_app.proxy import ProxyLimits
+
+    held = ProxyLimits().max_uploads_per_client
+    sockets = slow_uploads(base_url, held + 2)
+    start = time.perf_counter()
+    health = client.get("/health", timeout=30)
+    health_s = time.perf_counter() - start
+    statuses = answers(sockets, timeout=120)  # a safety net: the guard answers each within ~10 s
+    assert health.json()["errorCode"] == 0 and health_s < 10, health_s  # generous: it does not wait for bodies
+    assert sorted(statuses) == [408] * held + [503] * 2, statuses
+    ok(parse(client, text_pdf(1), visualize=False))
+
+
+def test_an_answer_left_unread_is_dropped_and_its_connection_closed(base_url, client):
+    """A client asks for a ~29 MB answer (600 restructured pages) and reads nothing: after the
+    proxy's send bound (5 s in the test cluster) it stops sending, drops the answer and closes the
+    connection; what the client reads later is a cut-off body. The server answers others meanwhile."""
+    from devtools.slow_clients import read_late, unread_request
+
+    page = {"prunedResult": {"width": 600, "height": 800, "model_settings": {}, "parsing_res_list": [
+        {"block_label": "text", "block_content": "words to read " * 1700, "block_bbox": [10, 10, 500, 300],
+         "block_id": 0, "block_order": 1, "group_id": 0}]}}
+    sock = unread_request(base_url, "/strict/restructure-pages", {"pages": [page] * 600},
+                          {"Authorization": "Bearer secret"})
+    assert client.get("/health").json()["errorCode"] == 0
+    status, declared, received = read_late(sock, after_s=30)  # 6x the bound: the client under test does not read
+    assert status == 200 and declared > 20 * 2**20 and received < declared / 2, (declared, received)
+    ok(parse(client, text_pdf(1), visualize=False))
 
 
 def test_sixteen_concurrent_clients(base_url):
