@@ -55,7 +55,12 @@ class DeploymentSettings(BaseModel):
 
 #: Each deployment's Serve settings unless ``deployments.<name>`` sets them (a batching engine
 #: wants far more than Serve's default of 5 ongoing requests).
-DEPLOYMENT_DEFAULTS = {"ingress": DeploymentSettings(max_ongoing_requests=256, max_replicas=2),
+#: Requests an API replica keeps free beside its documents (in progress and waiting): bodies still
+#: arriving (the proxy lets 128 arrive at once, ``serve_app/proxy.py``) and 64 for /health and job polls.
+HEALTH_ROOM = 192
+#: The API replica takes far more requests than it parses documents (it answers 429 beyond those
+#: itself), so /health, job polls and bodies still arriving never queue behind parsing.
+DEPLOYMENT_DEFAULTS = {"ingress": DeploymentSettings(max_ongoing_requests=1024, max_replicas=2),
                        "renderer": DeploymentSettings(max_replicas=2, max_ongoing_requests=16),
                        "layout": DeploymentSettings(num_replicas=1, max_ongoing_requests=64),
                        "recognizer": DeploymentSettings(num_replicas=1, max_ongoing_requests=256)}
@@ -69,6 +74,8 @@ class IngressConfig(BaseModel):
     max_pages: Optional[int] = Field(2000, ge=1, description="Reject documents with more pages than this, on every "
                                      "HTTP path (calls, streams, jobs) (422); None: no limit. Bulk jobs have none.")
     max_body_mb: float = Field(200, gt=0, description="Largest request body (413 beyond).")
+    bodies_in_flight_mb: float = Field(1024, gt=0, description="Request bodies one API replica reads and parses at "
+                                       "once, all requests together (503 with Retry-After beyond).")
     api_key: Optional[str] = Field(None, description="When set, requests need `Authorization: Bearer "
                                    "<key>` (an empty key is refused: leave the setting out to run without one).")
     visualize: bool = Field(True, description="Default of the `visualize` option (official default: true).")
@@ -93,6 +100,13 @@ class IngressConfig(BaseModel):
         tuple(sorted(UNAVAILABLE)), description="Error kinds of a page step worth those retries (default: a stage "
         "replica that stopped or was full; a page's own failure would only fail again).")
     num_cpus: float = Field(0.25, gt=0, description="CPUs per ingress replica.")
+
+    @model_validator(mode="after")
+    def _body_fits_the_budget(self) -> "IngressConfig":
+        if self.max_body_mb > self.bodies_in_flight_mb:
+            raise ValueError(f"max_body_mb {self.max_body_mb:g} exceeds bodies_in_flight_mb {self.bodies_in_flight_mb:g}: "
+                             "a body of the largest size could never be read")
+        return self
 
     @model_validator(mode="after")
     def _default_within_cap(self) -> "IngressConfig":
@@ -180,13 +194,20 @@ class AppConfig(BaseModel):
 
     @model_validator(mode="after")
     def _fits_one_card(self) -> "AppConfig":
-        """Checked at load: the card class plans (something fits it), and two GPU stages that set
-        their own fractions fit one card together."""
+        """Checked at load: the API replica has room for /health beside its documents; the card
+        class plans (something fits it), and two GPU stages that set their own fractions fit one
+        card together."""
         if self.gpu is not None:
             try:
                 self.placement()
             except MemoryPlanError as exc:
                 raise ValueError(str(exc)) from None
+        ingress, room = self.ingress, self.deployment("ingress").max_ongoing_requests
+        if room < ingress.max_concurrent_documents + ingress.max_waiting_documents + HEALTH_ROOM:
+            raise ValueError(f"deployments.ingress.max_ongoing_requests {room} leaves no room beside "
+                             f"{ingress.max_concurrent_documents} documents in progress and {ingress.max_waiting_documents} "
+                             f"waiting (ingress.max_concurrent_documents, max_waiting_documents): /health would queue "
+                             f"behind parsing; make it at least {HEALTH_ROOM} more than the two together")
         layout, recognizer = self.layout_config().num_gpus, self.recognizer_config().num_gpus
         if layout and recognizer and layout + recognizer > 1:
             raise ValueError(f"layout.num_gpus {layout} + recognizer.num_gpus {recognizer} > 1: the two stages of a "

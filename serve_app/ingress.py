@@ -42,6 +42,7 @@ class Ingress(JobRoutes, UiRoutes):
         log.info("pipeline: %s", config.pipeline_report())
         self.slots = asyncio.Semaphore(config.ingress.max_concurrent_documents)
         self.waiting = 0
+        self.body_bytes = 0  # of the request bodies being read and parsed now
 
     # -- plumbing ----------------------------------------------------------------------------
     def _authorize(self, request: Request) -> str:
@@ -60,17 +61,28 @@ class Ingress(JobRoutes, UiRoutes):
                                  "URL or split the document")
         if int(request.headers.get("content-length") or 0) > limit:
             raise too_large
-        chunks, size = [], 0
-        async for chunk in request.stream():  # counted as it arrives: a chunked body has no Content-Length
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        budget, chunks, size, held = int(cfg.bodies_in_flight_mb * 2**20), [], 0, 0
         try:
-            return model.model_validate_json(body)
-        except ValidationError as exc:
-            raise ServiceError(422, describe(exc)) from None
+            async for chunk in request.stream():  # counted as it arrives: a chunked body has no Content-Length
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                if self.body_bytes + len(chunk) > budget:
+                    metrics.count("errors", kind="overloaded")
+                    raise ServiceError(503, f"the server is receiving {self.body_bytes / 2**20:.0f} MB of request bodies "
+                                       f"already (ingress.bodies_in_flight_mb {cfg.bodies_in_flight_mb:g}); retry "
+                                       "shortly", RETRY_SOON_S)
+                self.body_bytes += len(chunk)
+                held += len(chunk)
+                chunks.append(chunk)
+            body = b"".join(chunks)
+            chunks.clear()
+            try:
+                return model.model_validate_json(body)
+            except ValidationError as exc:
+                raise ServiceError(422, describe(exc)) from None
+        finally:  # the budget counts a body until it is parsed (or refused)
+            self.body_bytes -= held
 
     def _check_busy(self) -> None:
         cfg = self.config.ingress

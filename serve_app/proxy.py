@@ -55,8 +55,8 @@ class ProxyLimits(BaseModel):
 
     body_idle_s: float = Field(30, gt=0, description="Longest pause while a request body arrives (408 beyond).")
     body_total_s: float = Field(300, gt=0, description="Longest time a whole request body may take (408 beyond).")
-    max_uploads: int = Field(128, ge=1, description="Request bodies arriving at once per proxy (503 beyond); keep "
-                             "it below the API deployment's max_ongoing_requests (256) so /health always gets in.")
+    max_uploads: int = Field(128, ge=1, description="Request bodies arriving at once per proxy (503 beyond); an API "
+                             "replica keeps room for 128 of them and for /health beside its documents (config.HEALTH_ROOM).")
     max_uploads_per_client: int = Field(32, ge=0, description="Of those, from one client address (503 beyond); "
                                         "0: no per-client limit (behind a load balancer every client has its address).")
     send_idle_s: float = Field(60, gt=0, description="Longest a client may leave its answer unread (its connection is "

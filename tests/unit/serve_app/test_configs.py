@@ -40,6 +40,15 @@ def test_defaults_and_unknown_keys():
         load_config({"deployments": {"layout": {"max_queue_requests": 1}}})
 
 
+def test_the_api_replica_keeps_room_for_health_beside_its_documents():
+    assert AppConfig().deployment("ingress").max_ongoing_requests == 1024
+    with pytest.raises(ValueError, match="max_ongoing_requests 256 leaves no room beside 64 documents in progress and "
+                       "256 waiting .* /health would queue behind parsing; make it at least 192 more"):
+        load_config({"deployments": {"ingress": {"max_ongoing_requests": 256}}})
+    assert load_config({"deployments": {"ingress": {"max_ongoing_requests": 256}},
+                        "ingress": {"max_waiting_documents": 0}}).deployment("ingress").max_ongoing_requests == 256
+
+
 def test_a_deployment_setting_changes_that_setting_only():
     settings = load_config({"deployments": {"recognizer": {"max_queued_requests": 99}}}).deployment("recognizer")
     assert (settings.max_queued_requests, settings.max_ongoing_requests, settings.num_replicas) == (99, 256, 1)

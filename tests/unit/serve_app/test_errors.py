@@ -85,6 +85,8 @@ def test_a_deadline_beyond_the_path_s_cap_is_refused_naming_the_setting():
     assert ParseOptions.from_request({"deadlineSeconds": 10**6}, config.option_defaults("bulk")).deadline_s == 10**6
     with pytest.raises(ValueError, match="timeout_s 700 exceeds max_deadline_s 600"):
         AppConfig(ingress={"timeout_s": 700, "max_deadline_s": 600})
+    with pytest.raises(ValueError, match="max_body_mb 300 exceeds bodies_in_flight_mb 200: a body of the largest size"):
+        AppConfig(ingress={"max_body_mb": 300, "bodies_in_flight_mb": 200})
 
 
 @pytest.mark.parametrize("kind", list(ErrorKind))
