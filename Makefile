@@ -11,6 +11,8 @@ SERVE_STAMP := $(VENV)/.serving-$(HASH)
 .PHONY: serve test env clean browser docker-tools ui-vendor wheelhouse wheelhouse-gpu docker-base image-cpu image-gpu image-gpu-offline
 
 $(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' || \
+	  { echo "$(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); this project needs 3.11 or 3.12 (vLLM 0.32 needs 3.11): run with PYTHON=python3.11"; exit 1; }
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e ".[test]"
@@ -21,6 +23,8 @@ $(STAMP): pyproject.toml
 env: $(STAMP)
 
 $(SERVE_STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' || \
+	  { echo "$(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); this project needs 3.11 or 3.12 (vLLM 0.32 needs 3.11): run with PYTHON=python3.11"; exit 1; }
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@if [ ! -e $(STAMP) ]; then \
 	  $(VENV)/bin/pip install --quiet --upgrade pip && $(VENV)/bin/pip install --quiet -e ".[orientation]"; fi
