@@ -1,5 +1,5 @@
-"""What Serve's HTTP proxy does before and after the API replica: it guards request bodies, and
-answers when the API replica holding a request dies mid-way.
+"""What Serve's HTTP proxy does around the API replica: it bounds what slow clients can hold (bodies
+that trickle in, answers left unread), and answers when the API replica holding a request dies.
 
 - :class:`SlowClientGuard`: Serve hands a request to the API replica as soon as its headers arrive,
   and the replica then waits for the body while holding one of its request slots; a few hundred
@@ -49,7 +49,7 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class ProxyLimits(BaseModel):
-    """The proxy's limits on request bodies; each from ``PADDLEOCR_VL_<NAME>`` when set."""
+    """The proxy's limits on slow clients; each from ``PADDLEOCR_VL_<NAME>`` when set."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -69,10 +69,14 @@ class ProxyLimits(BaseModel):
         return cls.model_validate(values)
 
 
-async def send_envelope(send, status: int, message: str, retry_after: Optional[int] = None) -> None:
-    """The JSON envelope as a whole response (``Connection: close`` when a body is left unread)."""
+async def send_envelope(send, status: int, message: str, retry_after: Optional[int] = None,
+                        close: bool = False) -> None:
+    """The JSON envelope as a whole response; ``close``: the connection closes after it (a body
+    left unread is not read on)."""
     body = json.dumps(envelope_body(str(uuid.uuid4()), status, message)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
     if retry_after is not None:
         headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -103,7 +107,7 @@ class SlowClientGuard:
         limits, client = self.limits, (scope.get("client") or ("?",))[0]
         uploading = scope.get("method") in BODY_METHODS
         if uploading and (refusal := self._refusal(client)):
-            return await send_envelope(send, 503, refusal, RETRY_SOON_S)
+            return await send_envelope(send, 503, refusal, RETRY_SOON_S, close=True)
         if uploading:
             self.uploads += 1
             self.by_client[client] += 1
@@ -157,7 +161,7 @@ class SlowClientGuard:
         if cut and not started:
             what, seconds, name = cut
             await send_envelope(send, 408, f"the request body {what} {seconds:g} s (PADDLEOCR_VL_BODY_{name}_S); "
-                                "send the body at once, or send a URL instead")
+                                "send the body at once, or send a URL instead", close=True)
 
 
 #: The largest piece of an answer's body handed to uvicorn at once. uvicorn takes a body message
@@ -214,7 +218,8 @@ class LostReplicaAnswer:
 
 
 def middlewares() -> list:
-    """Serve applies them in order, each around the one before: the guard is nearest the proxy."""
+    """Serve applies them in order, each around the one before: the guard wraps Serve's proxy app
+    directly, and the lost-replica answer wraps the guard (it sees the guard's 408 as an answer)."""
     from starlette.middleware import Middleware
 
     return [Middleware(SlowClientGuard), Middleware(LostReplicaAnswer)]

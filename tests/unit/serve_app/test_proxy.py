@@ -151,7 +151,8 @@ def test_bodies_beyond_the_upload_limits_get_503_at_once_and_bodiless_requests_p
         await first
         return guard, held, refused, health, other
     guard, held, refused, health, other = run(scenario())
-    assert refused.status() == 503 and "retry-after" in dict((k.decode(), v) for k, v in refused.sent[0]["headers"])
+    headers = dict((k.decode(), v) for k, v in refused.sent[0]["headers"])
+    assert refused.status() == 503 and headers["retry-after"] == b"5" and headers["connection"] == b"close"
     assert "PADDLEOCR_VL_MAX_UPLOADS" in refused.answer()["errorMsg"]
     assert health.status() == 200 and held.status() == 200
     assert other.status() == (200 if limits.max_uploads > 1 else None)
