@@ -193,21 +193,26 @@ class AppConfig(BaseModel):
         return pipeline_settings(data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
-    def _fits_one_card(self) -> "AppConfig":
-        """Checked at load: the API replica has room for /health beside its documents; the card
-        class plans (something fits it), and two GPU stages that set their own fractions fit one
-        card together."""
-        if self.gpu is not None:
-            try:
-                self.placement()
-            except MemoryPlanError as exc:
-                raise ValueError(str(exc)) from None
+    def _room_for_health(self) -> "AppConfig":
+        """Checked at load: the API replica takes enough requests that /health never queues behind
+        its documents."""
         ingress, room = self.ingress, self.deployment("ingress").max_ongoing_requests
         if room < ingress.max_concurrent_documents + ingress.max_waiting_documents + HEALTH_ROOM:
             raise ValueError(f"deployments.ingress.max_ongoing_requests {room} leaves no room beside "
                              f"{ingress.max_concurrent_documents} documents in progress and {ingress.max_waiting_documents} "
                              f"waiting (ingress.max_concurrent_documents, max_waiting_documents): /health would queue "
                              f"behind parsing; make it at least {HEALTH_ROOM} more than the two together")
+        return self
+
+    @model_validator(mode="after")
+    def _fits_one_card(self) -> "AppConfig":
+        """Checked at load: the card class plans (something fits it), and two GPU stages that set
+        their own fractions fit one card together."""
+        if self.gpu is not None:
+            try:
+                self.placement()
+            except MemoryPlanError as exc:
+                raise ValueError(str(exc)) from None
         layout, recognizer = self.layout_config().num_gpus, self.recognizer_config().num_gpus
         if layout and recognizer and layout + recognizer > 1:
             raise ValueError(f"layout.num_gpus {layout} + recognizer.num_gpus {recognizer} > 1: the two stages of a "
