@@ -72,32 +72,3 @@ def read_late(sock: socket.socket, after_s: float, timeout: float = 60) -> tuple
     length = next((int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length:")), -1)
     return status, length, len(body)
 
-
-class TricklingUpload:
-    """A POST whose body arrives slowly but never pauses long: ``first`` bytes at once, then one
-    byte a second until :meth:`finish` sends the rest; the body is ``{"file": "AAAA…"}`` of
-    ``size`` bytes. ``finish`` returns the status of the answer."""
-
-    def __init__(self, url: str, size: int, first: int, path: str = "/layout-parsing"):
-        import threading
-
-        parts = urlparse(url)
-        prefix, suffix = b'{"file": "', b'"}'
-        self.body = prefix + b"A" * (size - len(prefix) - len(suffix)) + suffix
-        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=120)
-        self.sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
-                          f"Content-Length: {size}\r\n\r\n".encode() + self.body[:first])
-        self.sent, self.done = first, threading.Event()
-        self.thread = threading.Thread(target=self._trickle, daemon=True)
-        self.thread.start()
-
-    def _trickle(self) -> None:
-        while not self.done.wait(1.0) and self.sent < len(self.body) - 2:
-            self.sock.sendall(self.body[self.sent:self.sent + 1])
-            self.sent += 1
-
-    def finish(self) -> int:
-        self.done.set()
-        self.thread.join()
-        self.sock.sendall(self.body[self.sent:])
-        return answers([self.sock], timeout=120)[0]

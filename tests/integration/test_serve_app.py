@@ -20,7 +20,7 @@ from devtools.documents import corrupt_pdf, encrypted_pdf, image_bytes, paper_pd
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 B64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
 
-MAIN = {"ingress": {"max_pages": 250, "max_body_mb": 5, "bodies_in_flight_mb": 6, "page_window": 8}}
+MAIN = {"ingress": {"max_pages": 250, "max_body_mb": 5, "page_window": 8}}
 STRICT = {"name": "strict", "route_prefix": "/strict",
           "ingress": {"api_key": "secret", "max_pages": 2, "allow_private_urls": True, "max_concurrent_documents": 1,
                       "max_waiting_documents": 0, "url_timeout_s": 2},
@@ -245,27 +245,6 @@ def test_bodies_that_never_arrive_are_cut_off_and_health_keeps_answering(base_ur
     statuses = answers(sockets, timeout=120)  # a safety net: the guard answers each within ~10 s
     assert health.json()["errorCode"] == 0 and health_s < 10, health_s  # generous: it does not wait for bodies
     assert sorted(statuses) == [408] * held + [503] * 2, statuses
-    ok(parse(client, text_pdf(1), visualize=False))
-
-
-def test_bodies_being_read_share_one_budget_per_replica(client):
-    """While one client's 4 MB body is still arriving (slowly, never pausing), bodies that would take
-    the replica past its 6 MB budget for bodies (MAIN) get a 503 with Retry-After; once that body is
-    in, the budget is free again."""
-    from devtools.slow_clients import TricklingUpload
-
-    held = TricklingUpload(str(client.base_url), size=4 * 2**20, first=4 * 2**20 - 64)
-    refused = None
-    for _ in range(60):  # until the replica has counted the held body's bytes (bounded by count)
-        response = client.post("/layout-parsing", content=b'{"file": "' + b"A" * (3 * 2**20) + b'"}',
-                               headers={"content-type": "application/json"})
-        if response.status_code == 503:
-            refused = response
-            break
-        assert response.status_code == 422, response.text  # read (all A's: no document), not refused
-    assert refused is not None and refused.headers["retry-after"] == "5"
-    assert "ingress.bodies_in_flight_mb 6" in refused.json()["errorMsg"]
-    assert held.finish() == 422  # the held body was read whole, then found to be no document
     ok(parse(client, text_pdf(1), visualize=False))
 
 
