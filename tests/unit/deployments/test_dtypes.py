@@ -2,7 +2,7 @@
 
 import pytest
 
-from deployments.dtypes import LAYOUT_AUTO, auto_dtype, resolve
+from deployments.dtypes import LAYOUT_AUTO, UnsupportedGpu, auto_dtype, resolve
 from deployments.recognizer.config import RecognizerConfig
 from deployments.recognizer.engines.vllm_engine import engine_args
 
@@ -13,7 +13,6 @@ from deployments.recognizer.engines.vllm_engine import engine_args
     ((8, 9), "bfloat16"),   # L4, RTX 40xx
     ((8, 0), "bfloat16"),   # A100
     ((7, 5), "float16"),    # T4, RTX 20xx
-    ((7, 0), "float16"),    # V100
     (None, "float32"),      # no GPU
 ])
 def test_auto_dtype_follows_the_card(capability, dtype):
@@ -69,3 +68,13 @@ def test_transformers_layout_resolves_auto_to_float32(monkeypatch):
         with pytest.raises(Stop) as stop:
             hf.TransformersLayout(LayoutConfig(backend="transformers", model="hub/id", dtype=configured), "cuda:0")
         assert stop.value.args[0] is loaded
+
+
+@pytest.mark.parametrize("capability", [(7, 0), (6, 1)])  # V100; GTX 10xx
+def test_a_card_older_than_the_cuda_13_builds_is_refused_with_the_way_out(capability):
+    with pytest.raises(UnsupportedGpu, match=r"compute capability \d\.\d; the pinned CUDA 13.0 builds .* start at 7.5 "
+                       r".* use a newer card, or run on the CPU"):
+        resolve("auto", capability)
+    with pytest.raises(UnsupportedGpu):
+        engine_args(RecognizerConfig(model="/m", dtype="float16"), on_gpu=True, capability=capability)
+    assert engine_args(RecognizerConfig(model="/m"), on_gpu=False, capability=capability)["dtype"] == "float32"
