@@ -24,7 +24,7 @@ import yaml
 
 from benchmarks.harness import results
 from benchmarks.harness.server import LocalServe, free_port
-from devtools.documents import text_pdf, xobject_bomb_pdf
+from devtools.documents import long_text_page, table_page, text_pdf, xobject_bomb_pdf
 from devtools.slow_clients import answers, read_late, slow_uploads, unread_request
 from serve_app.proxy import ProxyLimits
 
@@ -39,13 +39,6 @@ TESTED_ELSEWHERE = {
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def _table_page(attrs: str, settings=None) -> dict:
-    table = f"<table><tr><td {attrs}>a</td><td>b</td></tr></table>"
-    block = {"block_label": "table", "block_content": table, "block_bbox": [10, 10, 500, 300], "block_id": 0,
-             "block_order": None, "group_id": 0}
-    return {"prunedResult": {"width": 600, "height": 800, "parsing_res_list": [block], "model_settings": settings or {}}}
 
 
 def _bomb_png() -> bytes:
@@ -83,9 +76,9 @@ def cases(page: bytes) -> list[tuple[str, int, dict]]:
         ("chunked body of 210 MB (limit 200)", 413, {"method": "POST", "url": "/layout-parsing",
                                                      "content": _chunked_body(210),
                                                      "headers": {"content-type": "application/json"}}),
-        ("restructure: colspan 100000", 422, post({"pages": [_table_page('colspan="100000"')] * 2}, "/restructure-pages")),
-        ("restructure: colspan 'abc'", 422, post({"pages": [_table_page('colspan="abc"')] * 2}, "/restructure-pages")),
-        ("restructure: bad model_settings type", 422, post({"pages": [_table_page("", {"markdown_ignore_labels": 5})]},
+        ("restructure: colspan 100000", 422, post({"pages": [table_page('colspan="100000"')] * 2}, "/restructure-pages")),
+        ("restructure: colspan 'abc'", 422, post({"pages": [table_page('colspan="abc"')] * 2}, "/restructure-pages")),
+        ("restructure: bad model_settings type", 422, post({"pages": [table_page("", {"markdown_ignore_labels": 5})]},
                                                            "/restructure-pages")),
         ("job with an unparsable URL", 422, post({"file": "http://[::1/x.pdf"}, "/jobs/layout-parsing")),
         ("NUL byte in a /ui path", 404, {"method": "GET", "url": "/ui/a%00b.js"}),
@@ -95,15 +88,6 @@ def cases(page: bytes) -> list[tuple[str, int, dict]]:
         ("PDF of Form XObjects 8 deep x 10 (10^8 drawings; page 2 plain)", 200,
          post({"file": _b64(xobject_bomb_pdf(depth=8, pages=2)), "visualize": False})),
     ]
-
-
-def _restructure_pages(count: int) -> dict:
-    """A /restructure-pages body whose answer is ~48 KB a page (600 pages: ~29 MB)."""
-    page = _table_page("")
-    page["prunedResult"]["parsing_res_list"] = [{"block_label": "text", "block_content": "words to read " * 1700,
-                                                 "block_bbox": [10, 10, 500, 300], "block_id": 0, "block_order": 1,
-                                                 "group_id": 0}]
-    return {"pages": [page] * count}
 
 
 def slow_client_cases(url: str) -> list[dict]:
@@ -116,7 +100,7 @@ def slow_client_cases(url: str) -> list[dict]:
     out.append({"name": f"{held + 2} bodies that stop arriving, one address", "expected": {408: held, 503: 2},
                 "got": got, "seconds": round(time.perf_counter() - start, 3), "passed": got == {408: held, 503: 2}})
     start = time.perf_counter()
-    sock = unread_request(url, "/restructure-pages", _restructure_pages(600))
+    sock = unread_request(url, "/restructure-pages", {"pages": [long_text_page()] * 600})
     status, declared, received = read_late(sock, after_s=1.5 * limits.send_idle_s)
     out.append({"name": f"a {declared / 2**20:.0f} MB answer never read", "expected": "cut off",
                 "got": f"{status}, {received / 2**20:.1f} MB of {declared / 2**20:.1f} MB sent",

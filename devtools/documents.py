@@ -1,6 +1,7 @@
 """A small corpus of hard inputs, generated on the fly (no files checked in).
 
-Every generator returns bytes. PDFs are drawn with pymupdf; the layout of ``paper_pdf`` is known
+Every generator returns bytes, but the pages for ``/restructure-pages`` at the end (their
+``prunedResult`` as dicts). PDFs are drawn with pymupdf; the layout of ``paper_pdf`` is known
 (title, two text columns, a table) so detectors can be checked against where things were drawn.
 """
 
@@ -165,3 +166,22 @@ def image_bytes(mode: str = "RGB", size=(300, 200), fmt: str = "PNG", exif_orien
         kwargs["exif"] = exif
     img.save(buf, format=fmt, **kwargs)
     return buf.getvalue()
+
+
+def restructure_page(label: str, content: str, order=None, settings=None) -> dict:
+    """A ``/restructure-pages`` page: the ``prunedResult`` of a 600 x 800 page with one block."""
+    block = {"block_label": label, "block_content": content, "block_bbox": [10, 10, 500, 300], "block_id": 0,
+             "block_order": order, "group_id": 0}
+    return {"prunedResult": {"width": 600, "height": 800, "page_count": 2, "parsing_res_list": [block],
+                             "model_settings": settings or {}}}
+
+
+def table_page(cell_attrs: str = "", settings=None) -> dict:
+    """A page of one 2 x 2 table whose first cell has ``cell_attrs`` (``colspan="abc"``)."""
+    table = f"<table><tr><td {cell_attrs}>a</td><td>b</td></tr><tr><td>c</td><td>d</td></tr></table>"
+    return restructure_page("table", table, settings=settings)
+
+
+def long_text_page(words: int = 1700) -> dict:
+    """A page of one text block of ``3 * words`` words (~48 KB of answer at 1700)."""
+    return restructure_page("text", "words to read " * words, order=1)

@@ -10,6 +10,13 @@ import time
 from urllib.parse import urlparse
 
 
+def _post_head(parts, path: str, length: int, headers: dict[str, str] | None = None) -> bytes:
+    """A JSON POST's request line and headers, as a client writes them."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    return (f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n{extra}"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
 def slow_uploads(url: str, count: int, path: str = "/layout-parsing", declared: int = 10_000) -> list[socket.socket]:
     """``count`` connections, each with a POST's headers (``Content-Length: declared``) and the first
     bytes of its body sent, the rest never."""
@@ -17,8 +24,7 @@ def slow_uploads(url: str, count: int, path: str = "/layout-parsing", declared: 
     sockets = []
     for _ in range(count):
         sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {declared}\r\n\r\n{{\"file\": \"".encode())
+        sock.sendall(_post_head(parts, path, declared) + b'{"file": "')
         sockets.append(sock)
     return sockets
 
@@ -47,9 +53,7 @@ def unread_request(url: str, path: str, body: dict, headers: dict[str, str] | No
     sock.settimeout(60)
     sock.connect((parts.hostname, parts.port))
     data = json.dumps(body).encode()
-    head = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n{head}"
-                 f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+    sock.sendall(_post_head(parts, path, len(data), headers) + data)
     return sock
 
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import free_port
-from devtools.documents import corrupt_pdf, encrypted_pdf, image_bytes, paper_pdf, text_pdf
+from devtools.documents import (corrupt_pdf, encrypted_pdf, image_bytes, long_text_page, paper_pdf, table_page,
+                                text_pdf)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 B64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
@@ -254,10 +255,7 @@ def test_an_answer_left_unread_is_dropped_and_its_connection_closed(base_url, cl
     connection; what the client reads later is a cut-off body. The server answers others meanwhile."""
     from devtools.slow_clients import read_late, unread_request
 
-    page = {"prunedResult": {"width": 600, "height": 800, "model_settings": {}, "parsing_res_list": [
-        {"block_label": "text", "block_content": "words to read " * 1700, "block_bbox": [10, 10, 500, 300],
-         "block_id": 0, "block_order": 1, "group_id": 0}]}}
-    sock = unread_request(base_url, "/strict/restructure-pages", {"pages": [page] * 600},
+    sock = unread_request(base_url, "/strict/restructure-pages", {"pages": [long_text_page()] * 600},
                           {"Authorization": "Bearer secret"})
     assert client.get("/health").json()["errorCode"] == 0
     status, declared, received = read_late(sock, after_s=20)  # 4x the bound: the client under test does not read
@@ -363,14 +361,6 @@ def test_restructure_pages_route(client):
     assert "Page 1:" in merged["markdown"]["text"] and "Page 2:" in merged["markdown"]["text"]
 
 
-def _table_page(cell_attrs: str, settings=None) -> dict:
-    table = f"<table><tr><td {cell_attrs}>a</td><td>b</td></tr><tr><td>c</td><td>d</td></tr></table>"
-    blocks = [{"block_label": "table", "block_content": table, "block_bbox": [10, 10, 500, 300], "block_id": 0,
-               "block_order": None, "group_id": 0}]
-    return {"prunedResult": {"width": 600, "height": 800, "page_count": 2, "parsing_res_list": blocks,
-                             "model_settings": settings or {}}}
-
-
 @pytest.mark.parametrize("attrs, settings, fragment", [
     ('colspan="abc"', None, "colspan='abc'; spans must be whole numbers from 1 to 1000"),
     ('rowspan="100000"', None, "rowspan='100000'; spans must be whole numbers from 1 to 1000"),
@@ -379,7 +369,7 @@ def _table_page(cell_attrs: str, settings=None) -> dict:
 def test_restructure_pages_refuses_what_it_cannot_read_with_422(client, attrs, settings, fragment):
     """Hostile or malformed pages answer 422 in the envelope (not a plain 500, not a stalled
     ingress), and the ingress answers /health at once afterwards."""
-    body = {"pages": [_table_page(attrs, settings), _table_page(attrs, settings)], "mergeTables": True}
+    body = {"pages": [table_page(attrs, settings), table_page(attrs, settings)], "mergeTables": True}
     response = client.post("/restructure-pages", json=body)
     assert response.status_code == 422 and fragment in response.json()["errorMsg"], response.text
     assert client.get("/health").json()["errorCode"] == 0
